@@ -1,0 +1,1 @@
+"""harness: a Jepsen-style multi-process bench for Redis Streams task queues."""

@@ -1,0 +1,193 @@
+"""A local redis-server process: started in a folder of the run, on a free loopback port.
+
+It can be killed (SIGKILL), restarted on the same port and data folder, and paused
+(SIGSTOP/SIGCONT), which is what the Redis faults need.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import redis
+
+from harness.errors import SetupError
+
+PERSISTENCE_ARGS: dict[str, tuple[str, ...]] = {
+    "none": ("--save", "", "--appendonly", "no"),
+    "aof-everysec": ("--save", "", "--appendonly", "yes", "--appendfsync", "everysec"),
+    "aof-always": ("--save", "", "--appendonly", "yes", "--appendfsync", "always"),
+    "rdb": ("--save", "1 1", "--appendonly", "no"),
+}
+INSTALL_HINT = "install it with `sudo apt-get install -y redis-server` (Debian/Ubuntu) or put it on PATH"
+
+
+def find_redis_server() -> str:
+    found = shutil.which("redis-server") or next(
+        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.access(p, os.X_OK)), None
+    )
+    if found is None:
+        raise SetupError(f"redis-server was not found: {INSTALL_HINT}")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    ca: Path
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RedisConfig:
+    """How to run the server: persistence, credentials, TLS, extra directives."""
+
+    persistence: str = "none"
+    password: str | None = None
+    # ACL users as (name, password, rules), e.g. ("app", "s3cret", "~taskq:* +@all").
+    acl_users: tuple[tuple[str, str, str], ...] = ()
+    # The user the URL logs in as; None logs in as `default` with `password`.
+    url_user: str | None = None
+    tls: TlsFiles | None = None
+    extra_args: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.persistence not in PERSISTENCE_ARGS:
+            raise SetupError(f"unknown persistence {self.persistence!r}: use one of {', '.join(PERSISTENCE_ARGS)}")
+
+
+class LocalRedis:
+    """One redis-server child process bound to 127.0.0.1."""
+
+    def __init__(self, workdir: Path, config: RedisConfig | None = None, *, port: int | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.config = config or RedisConfig()
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        cfg = self.config
+        scheme = "rediss" if cfg.tls else "redis"
+        auth = ""
+        if cfg.url_user is not None:
+            user_password = next(p for name, p, _ in cfg.acl_users if name == cfg.url_user)
+            auth = f"{quote(cfg.url_user)}:{quote(user_password)}@"
+        elif cfg.password is not None:
+            auth = f":{quote(cfg.password)}@"
+        query = f"?ssl_ca_certs={quote(str(cfg.tls.ca))}" if cfg.tls else ""
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0{query}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def _command(self) -> list[str]:
+        cfg = self.config
+        cmd = [find_redis_server(), "--bind", "127.0.0.1", "--dir", str(self.workdir), "--daemonize", "no"]
+        cmd += ["--logfile", str(self.workdir / "redis.log"), *PERSISTENCE_ARGS[cfg.persistence]]
+        if cfg.tls:
+            cmd += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            cmd += ["--tls-cert-file", str(cfg.tls.cert), "--tls-key-file", str(cfg.tls.key)]
+            cmd += ["--tls-ca-cert-file", str(cfg.tls.ca)]
+        else:
+            cmd += ["--port", str(self.port)]
+        if cfg.password is not None:
+            cmd += ["--requirepass", cfg.password]
+        for name, password, rules in cfg.acl_users:
+            cmd += ["--user", f"{name} on >{password} {rules}"]
+        return cmd + list(cfg.extra_args)
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.starts += 1
+        self._wait_ready()
+
+    def _wait_ready(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise SetupError(f"redis-server exited at start (code {self.process.returncode}): {self._log_tail()}")
+            try:
+                with redis.Redis.from_url(self.url, socket_timeout=1) as client:
+                    if client.ping():
+                        return
+            except redis.exceptions.BusyLoadingError:
+                pass
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+                pass
+            time.sleep(0.02)
+        raise SetupError(f"redis-server on port {self.port} did not answer within {timeout_s}s: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        log = self.workdir / "redis.log"
+        lines = log.read_text(errors="replace").splitlines()[-3:] if log.exists() else []
+        return " | ".join(lines) or "no log written"
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save, no fsync beyond what the persistence setting did."""
+        self._signal(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait()
+
+    def restart(self) -> None:
+        """Start again on the same port and data folder (after kill or stop)."""
+        self.kill()
+        self.start()
+
+    def pause(self) -> None:
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.resume()
+        self._signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        if self.process.stderr:
+            self.process.stderr.close()
+
+    def describe(self) -> dict[str, str]:
+        version = subprocess.run([find_redis_server(), "--version"], capture_output=True, text=True, check=False)
+        return {
+            "provider": "local",
+            "redis_version": version.stdout.strip(),
+            "persistence": self.config.persistence,
+            "tls": str(self.config.tls is not None),
+        }
+
+    def __enter__(self) -> LocalRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,43 @@
+"""taskq: a priority task queue on Redis Streams that stays correct under crashes."""
+
+from taskq.dlq import DeadLetter, DeadLetters
+from taskq.errors import (
+    ConfigError,
+    DecodeError,
+    LeaseLost,
+    NotConnected,
+    PayloadError,
+    PayloadTooLarge,
+    ReceiptError,
+    RedisUnavailable,
+    TaskqError,
+    WrongKeyType,
+)
+from taskq.queue import Outcome, TaskQueue
+from taskq.settings import QueueSettings
+from taskq.stats import QueueStats
+from taskq.task import Delivery, Receipt, Task, TaskPriority, new_task_id
+
+__all__ = [
+    "ConfigError",
+    "DeadLetter",
+    "DeadLetters",
+    "DecodeError",
+    "Delivery",
+    "LeaseLost",
+    "NotConnected",
+    "Outcome",
+    "PayloadError",
+    "PayloadTooLarge",
+    "QueueSettings",
+    "QueueStats",
+    "Receipt",
+    "ReceiptError",
+    "RedisUnavailable",
+    "Task",
+    "TaskPriority",
+    "TaskQueue",
+    "TaskqError",
+    "WrongKeyType",
+    "new_task_id",
+]

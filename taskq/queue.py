@@ -1,0 +1,461 @@
+"""TaskQueue: enqueue, read, settle, recover and inspect one queue.
+
+The method names of the seed queue (add_task, consume_tasks, complete_task,
+fail_task, get_queue_stats) are kept, so code written against it runs unchanged.
+Each method is one atomic call into taskq.lua; the batch forms (add_tasks, ack,
+fail) settle many tasks in one round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
+from enum import IntEnum
+from types import TracebackType
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from taskq.codec import codec_tag
+from taskq.connection import open_redis
+from taskq.dlq import DeadLetters
+from taskq.errors import ConfigError, DecodeError, LeaseLost, NotConnected, RedisUnavailable, WrongKeyType
+from taskq.keys import QueueKeys
+from taskq.scripts import UNAVAILABLE, Library, unavailable
+from taskq.settings import QueueSettings
+from taskq.stats import QueueStats
+from taskq.task import Delivery, Receipt, Task, TaskPriority, decode_task, encode_task, new_task_id
+
+log = logging.getLogger("taskq")
+
+_ENQUEUE_CHUNK = 1000
+
+
+class Outcome(IntEnum):
+    """What became of one settle request (ack, fail, renew, release)."""
+
+    LEASE_LOST = -1  # another delivery owns the entry now; nothing was changed
+    NOT_PENDING = 0  # already settled, or lost with its consumer group; nothing was changed
+    DONE = 1  # acked, renewed or released
+    RETRIED = 2  # failed and scheduled for another attempt
+    DEAD = 3  # failed and moved to the dead-letter queue
+
+
+_REFUSAL_REASONS = {
+    Outcome.LEASE_LOST: "its lease expired and another consumer took it over",
+    Outcome.NOT_PENDING: "it is not pending: already settled, or lost with its consumer group",
+}
+
+
+class TaskQueue:
+    """A priority task queue on Redis Streams (see DESIGN.md for the key layout)."""
+
+    def __init__(
+        self,
+        redis_url: str = "redis://localhost:6379/0",
+        *,
+        name: str = "tasks",
+        pending_timeout: float = 30.0,
+        batch_size: int = 10,
+        retry_base_delay: float = 1.0,
+        settings: QueueSettings | None = None,
+        **options: Any,
+    ) -> None:
+        unknown = set(options) - QueueSettings.option_names()
+        if unknown:
+            raise ConfigError(
+                f"unknown TaskQueue option(s) {sorted(unknown)}; valid ones: {sorted(QueueSettings.option_names())}"
+            )
+        if settings is None:
+            settings = QueueSettings(
+                name=name,
+                pending_timeout_s=pending_timeout,
+                batch_size=batch_size,
+                retry_base_delay_s=retry_base_delay,
+                **options,
+            )
+        self.redis_url = redis_url
+        self.settings = settings
+        self.keys = QueueKeys(settings.name)
+        self.events: Counter[str] = Counter()
+        self._codec_tag = codec_tag(settings.codec)
+        self._redis: aioredis.Redis | None = None
+        self._library: Library | None = None
+        self._run_id: str | None = None
+
+    # -- connection -------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the connection, load the Functions library and create the consumer group."""
+        if self._redis is not None:
+            return
+        self._redis = open_redis(self.redis_url, socket_timeout_s=self.settings.socket_timeout_s)
+        self._library = Library(self._redis, self.keys)
+        try:
+            await self._prepare_server()
+        except BaseException:
+            await self.disconnect()
+            raise
+
+    async def disconnect(self) -> None:
+        redis, self._redis, self._library = self._redis, None, None
+        if redis is not None:
+            await redis.aclose()
+
+    async def __aenter__(self) -> TaskQueue:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.disconnect()
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The underlying client, for inspection and tests."""
+        if self._redis is None:
+            raise NotConnected("the queue is not connected: call `await queue.connect()` or use `async with`")
+        return self._redis
+
+    def _lib(self) -> Library:
+        if self._library is None:
+            raise NotConnected("the queue is not connected: call `await queue.connect()` or use `async with`")
+        return self._library
+
+    async def _prepare_server(self) -> None:
+        redis = self.redis
+        try:
+            info = await redis.info("server")
+            if await self._lib().load():
+                self.events["functions_loaded"] += 1
+            for stream in self.keys.streams:
+                await self._create_group(stream)
+        except UNAVAILABLE as exc:
+            raise RedisUnavailable(
+                f"cannot reach Redis at {self.redis_url} ({type(exc).__name__}: {exc}); "
+                "start redis-server or fix the URL (redis://host:port, rediss:// for TLS)"
+            ) from exc
+        run_id = str(info.get("run_id", ""))
+        if self._run_id is not None and run_id != self._run_id:
+            self.events["redis_restarted"] += 1
+        self._run_id = run_id
+
+    async def _create_group(self, stream: str) -> None:
+        try:
+            await self.redis.xgroup_create(stream, self.settings.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" in str(exc):
+                return
+            if "WRONGTYPE" in str(exc) or "required key" in str(exc):
+                raise WrongKeyType(
+                    f"{stream} exists but is not a stream ({exc}); taskq owns every key under "
+                    f"{self.keys.prefix}: delete or rename the foreign key"
+                ) from exc
+            raise
+
+    async def recover_server_state(self) -> None:
+        """After Redis came back: reload what it lost (Functions, groups) and note a restart."""
+        await self._prepare_server()
+
+    def _now(self) -> str:
+        clock = self.settings.clock_ms
+        return "" if clock is None else str(clock())
+
+    # -- enqueue ------------------------------------------------------------------------
+
+    async def add_task(
+        self,
+        task_type: str,
+        payload: Any,
+        priority: TaskPriority | int = TaskPriority.NORMAL,
+        max_retries: int = 3,
+        timeout: float = 300.0,
+        retry_count: int = 0,
+        task_id: str | None = None,
+        *,
+        delay_s: float = 0.0,
+    ) -> str:
+        """Enqueue one task; returns its id. With delay_s > 0 it becomes ready later."""
+        task = Task(
+            task_id=task_id or new_task_id(),
+            task_type=task_type,
+            payload=payload,
+            priority=TaskPriority(priority),
+            max_retries=max_retries,
+            timeout=timeout,
+            retry_count=retry_count,
+        )
+        await self.add_tasks([task], delay_s=delay_s)
+        return task.task_id
+
+    async def add_tasks(self, tasks: Iterable[Task], *, delay_s: float = 0.0) -> list[str]:
+        """Enqueue many tasks, a thousand per round trip; returns their ids in order.
+
+        Each chunk is atomic; if Redis goes away mid-way, RedisUnavailable is raised
+        and the chunk in flight may or may not have been stored.
+        """
+        if delay_s < 0:
+            raise ConfigError(f"delay_s must be zero or positive, got {delay_s}")
+        due = "0" if delay_s == 0 else str(self._due_ms(delay_s))
+        tag, limit = self._codec_tag, self.settings.max_payload_bytes
+        ids: list[str] = []
+        args: list[str | bytes | int | float] = []
+        for task in tasks:
+            _check_task(task)
+            fields = encode_task(task, tag, limit)
+            args += (int(task.priority), due, len(fields), *fields)
+            ids.append(task.task_id)
+            if len(ids) % _ENQUEUE_CHUNK == 0:
+                await self._lib().enqueue(self.settings.group, self._now(), args)
+                args = []
+        if args:
+            await self._lib().enqueue(self.settings.group, self._now(), args)
+        return ids
+
+    enqueue_many = add_tasks
+
+    def _due_ms(self, delay_s: float) -> int:
+        clock = self.settings.clock_ms
+        now_ms = clock() if clock is not None else int(time.time() * 1000)
+        return now_ms + int(delay_s * 1000)
+
+    # -- read -----------------------------------------------------------------------------
+
+    async def read(self, consumer: str, count: int | None = None, *, block_ms: int | None = None) -> list[Delivery]:
+        """Deliver up to `count` ready tasks to `consumer`, highest priority first.
+
+        Due retries are promoted first. When nothing is ready, waits up to `block_ms`
+        (default: settings.block_ms) for new tasks without polling.
+        """
+        count = count or self.settings.batch_size
+        block = self.settings.block_ms if block_ms is None else block_ms
+        reply = await self._lib().read(self.settings.group, consumer, count, self._now(), self.settings.promote_limit)
+        deliveries = await self._decode(consumer, _entries_of_read(reply))
+        if deliveries or reply[1:] or block <= 0:
+            return deliveries
+        wait_ms = reply[0]
+        if wait_ms >= 0:
+            block = min(block, wait_ms)
+        if block <= 0:
+            return []
+        return await self._blocking_read(consumer, count, block)
+
+    async def _blocking_read(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+        streams: Any = {stream: ">" for stream in self.keys.streams}
+        try:
+            reply: Any = await self.redis.xreadgroup(
+                self.settings.group, consumer, streams, count=count, block=block_ms
+            )
+        except UNAVAILABLE as exc:
+            raise unavailable(exc, "waiting for tasks") from exc
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            return []  # the group was lost; the next read recreates it in the script
+        priority_of = {stream.encode(): prio for prio, stream in enumerate(self.keys.streams)}
+        entries = [
+            (priority_of[stream], entry_id, 1, fields)
+            for stream, stream_entries in sorted(reply or [], key=lambda item: priority_of[item[0]])
+            for entry_id, fields in stream_entries
+            if fields is not None
+        ]
+        return await self._decode(consumer, entries)
+
+    async def reclaim(self, consumer: str, count: int | None = None) -> list[Delivery]:
+        """Take over deliveries idle past pending_timeout (their worker died or hung).
+
+        Entries delivered `delivery_cap` times without an ack or fail go to the DLQ.
+        """
+        reply = await self._lib().reclaim(
+            self.settings.group,
+            consumer,
+            int(self.settings.pending_timeout_s * 1000),
+            count or self.settings.batch_size,
+            self.settings.delivery_cap,
+            self._now(),
+        )
+        entries = [(reply[i], reply[i + 1], reply[i + 2], reply[i + 3]) for i in range(0, len(reply), 4)]
+        return await self._decode(consumer, entries)
+
+    async def _decode(self, consumer: str, entries: Iterable[tuple[int, bytes, int, list[bytes]]]) -> list[Delivery]:
+        deliveries: list[Delivery] = []
+        malformed: list[tuple[Receipt, str]] = []
+        for prio, entry_id, deliveries_count, fields in entries:
+            receipt = Receipt(prio, entry_id.decode(), deliveries_count, consumer)
+            try:
+                deliveries.append(Delivery(receipt, decode_task(fields, prio)))
+            except DecodeError as exc:
+                malformed.append((receipt, f"malformed entry: {exc}"))
+        if malformed:
+            await self.bury(malformed)
+        return deliveries
+
+    async def promote(self) -> int:
+        """Move delayed tasks that are due to their ready streams (reads do this too)."""
+        return await self._lib().promote(self.settings.group, self._now(), self.settings.promote_limit)
+
+    async def consume_tasks(self, worker_id: str) -> AsyncIterator[tuple[str, Task]]:
+        """Yield (receipt, task) forever, including tasks reclaimed from dead consumers.
+
+        Settle each with complete_task(receipt) or fail_task(receipt, error). Tasks read
+        but not yet yielded when the generator is closed are released at once.
+        """
+        interval_s = self.settings.reclaim_interval_s
+        next_reclaim = 0.0
+        backoff_s = 0.05
+        while True:
+            try:
+                batch: list[Delivery] = []
+                if time.monotonic() >= next_reclaim:
+                    batch = await self.reclaim(worker_id)
+                    next_reclaim = time.monotonic() + interval_s
+                if not batch:
+                    wait_ms = max(1, int((next_reclaim - time.monotonic()) * 1000))
+                    batch = await self.read(worker_id, block_ms=min(self.settings.block_ms, wait_ms))
+                backoff_s = 0.05
+            except RedisUnavailable as exc:
+                log.warning("consume_tasks(%s): %s; retrying in %.2fs", worker_id, exc, backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 2.0)
+                await self._reconnect_quietly()
+                continue
+            for position, delivery in enumerate(batch):
+                try:
+                    yield str(delivery.receipt), delivery.task
+                except GeneratorExit:
+                    await self._release_quietly(worker_id, [d.receipt for d in batch[position + 1 :]])
+                    raise
+
+    async def _reconnect_quietly(self) -> None:
+        with contextlib.suppress(RedisUnavailable):
+            await self.recover_server_state()
+
+    async def _release_quietly(self, consumer: str, receipts: Sequence[Receipt]) -> None:
+        if receipts and self._library is not None:
+            try:
+                await self.release(consumer, receipts)
+            except RedisUnavailable:
+                log.warning("could not release %d deliveries; they return after pending_timeout", len(receipts))
+
+    # -- settle ----------------------------------------------------------------------------
+
+    async def ack(self, receipts: Sequence[str | Receipt]) -> list[Outcome]:
+        """Complete many deliveries in one round trip; an Outcome per receipt, never raises LeaseLost."""
+        args: list[str | int] = []
+        for text in receipts:
+            receipt = Receipt.parse(text)
+            args += (receipt.priority, receipt.entry_id, receipt.deliveries, receipt.consumer)
+        if not args:
+            return []
+        return [Outcome(s) for s in await self._lib().ack(self.settings.group, args)]
+
+    async def fail(self, failures: Sequence[tuple[str | Receipt, str]]) -> list[Outcome]:
+        """Fail many deliveries: each is retried with backoff or, out of retries, dead-lettered."""
+        args: list[str | int | float] = []
+        for text, error in failures:
+            receipt = Receipt.parse(text)
+            args += (receipt.priority, receipt.entry_id, receipt.deliveries, receipt.consumer, error, random.random())
+        if not args:
+            return []
+        settings = self.settings
+        statuses = await self._lib().fail(
+            settings.group,
+            self._now(),
+            int(settings.retry_base_delay_s * 1000),
+            int(settings.retry_max_delay_s * 1000),
+            args,
+        )
+        return [Outcome(s) for s in statuses]
+
+    async def complete_task(self, message_id: str | Receipt) -> None:
+        """Ack one delivery. Raises LeaseLost if it is no longer yours (nothing is changed then)."""
+        [outcome] = await self.ack([message_id])
+        _raise_if_refused(message_id, outcome)
+
+    async def fail_task(
+        self, message_id: str | Receipt, error: str | BaseException, task: Task | None = None
+    ) -> Outcome:
+        """Fail one delivery: RETRIED (same task id, retry_count + 1) or DEAD once out of retries.
+
+        `task` is accepted for compatibility and ignored: the retry count stored in Redis
+        decides, so a stale or edited Task object cannot reset it.
+        """
+        [outcome] = await self.fail([(message_id, str(error) or type(error).__name__)])
+        _raise_if_refused(message_id, outcome)
+        return outcome
+
+    async def bury(self, entries: Sequence[tuple[str | Receipt, str]]) -> list[Outcome]:
+        """Move deliveries straight to the DLQ with a reason (for entries that cannot be decoded)."""
+        args: list[str | int] = []
+        for text, reason in entries:
+            receipt = Receipt.parse(text)
+            args += (receipt.priority, receipt.entry_id, receipt.deliveries, receipt.consumer, reason)
+        if not args:
+            return []
+        return [Outcome(s) for s in await self._lib().bury(self.settings.group, self._now(), args)]
+
+    async def renew(self, consumer: str, receipts: Sequence[str | Receipt]) -> list[Outcome]:
+        """Reset the idle time of deliveries `consumer` still owns, so nobody reclaims them."""
+        args = _lease_args(receipts)
+        if not args:
+            return []
+        return [Outcome(s) for s in await self._lib().renew(self.settings.group, consumer, args)]
+
+    async def release(self, consumer: str, receipts: Sequence[str | Receipt]) -> list[Outcome]:
+        """Give owned deliveries back at once, unprocessed (graceful shutdown)."""
+        args = _lease_args(receipts)
+        if not args:
+            return []
+        return [Outcome(s) for s in await self._lib().release(self.settings.group, consumer, args)]
+
+    # -- inspect -----------------------------------------------------------------------------
+
+    async def stats(self) -> QueueStats:
+        """Counts and counters; keys that do not exist yet read as zero."""
+        return QueueStats.from_reply(await self._lib().stats(self.settings.group))
+
+    async def get_queue_stats(self) -> dict[str, Any]:
+        """stats() as a plain dict (the seed's format plus per-priority detail)."""
+        return (await self.stats()).as_dict()
+
+    @property
+    def dlq(self) -> DeadLetters:
+        """The dead-letter queue: list, inspect, requeue, purge."""
+        return DeadLetters(self)
+
+    @property
+    def library(self) -> Library:
+        return self._lib()
+
+
+def _check_task(task: Task) -> None:
+    if not isinstance(task.task_type, str) or not task.task_type:
+        raise ConfigError(f"task_type must be a non-empty string, got {task.task_type!r}")
+    if task.max_retries < 0 or task.retry_count < 0:
+        raise ConfigError("max_retries and retry_count must be zero or positive")
+    if not task.timeout > 0:
+        raise ConfigError(f"timeout must be positive seconds, got {task.timeout!r}")
+
+
+def _entries_of_read(reply: list[Any]) -> list[tuple[int, bytes, int, list[bytes]]]:
+    return [(reply[i], reply[i + 1], 1, reply[i + 2]) for i in range(1, len(reply), 3)]
+
+
+def _lease_args(receipts: Sequence[str | Receipt]) -> list[str | int]:
+    args: list[str | int] = []
+    for text in receipts:
+        receipt = Receipt.parse(text)
+        args += (receipt.priority, receipt.entry_id, receipt.deliveries)
+    return args
+
+
+def _raise_if_refused(message_id: str | Receipt, outcome: Outcome) -> None:
+    if outcome in _REFUSAL_REASONS:
+        raise LeaseLost(str(message_id), _REFUSAL_REASONS[outcome])

@@ -1,0 +1,402 @@
+#!lua name=taskq
+--[[
+Every state transition of a taskq queue, each one atomic.
+
+Every function takes the same KEYS, built by taskq/keys.py:
+  KEYS[1..4]  ready streams, priority 0 (CRITICAL) .. 3 (LOW), one consumer group
+  KEYS[5]     delayed sorted set: retries and scheduled tasks, score = due time (ms)
+  KEYS[6]     dead-letter stream
+  KEYS[7]     stats hash
+
+A delivery is identified by (priority, entry id, delivery count, consumer). The
+delivery count rises on every change of owner (XREADGROUP gives 1, a reclaim adds
+one) and never on lease renewal (XCLAIM JUSTID), so a receipt whose count or
+consumer no longer matches the pending entry belongs to a lost lease.
+
+Lease status codes returned per receipt:
+   1 owned (and the transition was applied)
+   0 not pending: already acked, never delivered, or its group was lost
+  -1 lease lost: pending, but owned by another delivery
+]]
+
+local DELAYED, DLQ, STATS = 5, 6, 7
+local OWNED, NOT_PENDING, LEASE_LOST = 1, 0, -1
+local MAX_ERROR_BYTES = 2000
+
+local function now_ms(arg)
+  if arg ~= nil and arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Streams that exist always carry the group: a stream created by XADD gets it at
+-- once, so a NOGROUP seen later means the group was really lost (deleted, flushed).
+local function add_ready(keys, group, prio, fields)
+  local stream = keys[prio + 1]
+  if redis.call('EXISTS', stream) == 0 then
+    redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+  end
+  return redis.call('XADD', stream, '*', unpack(fields))
+end
+
+local function is_error(reply)
+  return type(reply) == 'table' and reply.err ~= nil
+end
+
+local function read_group(keys, prio, group, consumer, count)
+  local stream = keys[prio + 1]
+  local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
+  if is_error(reply) then
+    if not string.find(reply.err, 'NOGROUP', 1, true) then return redis.error_reply(reply.err) end
+    -- Group lost under us: recreate it at 0 so entries still in the stream are served.
+    if redis.call('EXISTS', stream) == 1 then redis.call('HINCRBY', keys[STATS], 'groups_recreated', 1) end
+    redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+    reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
+  end
+  if not reply then return {} end
+  return reply[1][2]
+end
+
+local function lease_status(stream, group, id, deliveries, consumer)
+  local pending = redis.pcall('XPENDING', stream, group, id, id, 1)
+  if is_error(pending) or #pending == 0 then return NOT_PENDING end
+  local entry = pending[1]
+  if entry[2] ~= consumer or entry[4] ~= tonumber(deliveries) then return LEASE_LOST end
+  return OWNED
+end
+
+local function entry_fields(stream, id)
+  local found = redis.call('XRANGE', stream, id, id)
+  if #found == 0 then return nil end
+  return found[1][2]
+end
+
+local function settle(stream, group, id)
+  redis.call('XACK', stream, group, id)
+  redis.call('XDEL', stream, id)
+end
+
+local function field(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return nil
+end
+
+-- A copy of fields with `name` set to `value` (appended when absent; removed when nil).
+local function with_field(fields, name, value)
+  local out, seen = {}, false
+  for i = 1, #fields, 2 do
+    if fields[i] == name then
+      seen = true
+      if value ~= nil then out[#out + 1] = name; out[#out + 1] = value end
+    else
+      out[#out + 1] = fields[i]; out[#out + 1] = fields[i + 1]
+    end
+  end
+  if not seen and value ~= nil then out[#out + 1] = name; out[#out + 1] = value end
+  return out
+end
+
+local function append_error(fields, record)
+  local errors = {}
+  local old = field(fields, 'errors')
+  if old then
+    local ok, decoded = pcall(cjson.decode, old)
+    if ok and type(decoded) == 'table' then errors = decoded end
+  end
+  errors[#errors + 1] = record
+  return with_field(fields, 'errors', cjson.encode(errors))
+end
+
+local function is_task(fields)
+  return field(fields, 'id') ~= nil and tonumber(field(fields, 'retry')) ~= nil
+      and tonumber(field(fields, 'max')) ~= nil
+end
+
+-- Moves an entry's fields to the DLQ. Task entries keep their fields (requeue needs
+-- them); anything else is kept verbatim, msgpack-packed, under `raw`.
+local function dead_letter(keys, prio, id, fields, reason, now)
+  local dead
+  if is_task(fields) then
+    dead = with_field(fields, '_reason', reason)
+  else
+    dead = { 'raw', cmsgpack.pack(fields), '_reason', reason }
+  end
+  dead[#dead + 1] = '_prio'; dead[#dead + 1] = tostring(prio)
+  dead[#dead + 1] = '_entry'; dead[#dead + 1] = id
+  dead[#dead + 1] = '_dead_at'; dead[#dead + 1] = tostring(now)
+  redis.call('XADD', keys[DLQ], '*', unpack(dead))
+  redis.call('HINCRBY', keys[STATS], 'tasks_dead', 1)
+end
+
+local function schedule(keys, group, prio, fields, due, now)
+  if due <= now then return add_ready(keys, group, prio, fields) end
+  local member = { prio }
+  for i = 1, #fields do member[#member + 1] = fields[i] end
+  redis.call('ZADD', keys[DELAYED], due, cmsgpack.pack(member))
+end
+
+local function promote(keys, group, now, limit)
+  local due = redis.call('ZRANGEBYSCORE', keys[DELAYED], '-inf', now, 'LIMIT', 0, limit)
+  for _, member in ipairs(due) do
+    local unpacked = cmsgpack.unpack(member)
+    local prio = tonumber(unpacked[1])
+    local fields = {}
+    for i = 2, #unpacked do fields[#fields + 1] = unpacked[i] end
+    add_ready(keys, group, prio, fields)
+    redis.call('ZREM', keys[DELAYED], member)
+  end
+  return #due
+end
+
+-- Milliseconds until the first delayed task is due, or -1 when none is waiting.
+local function wait_for_due(keys, now)
+  local first = redis.call('ZRANGE', keys[DELAYED], 0, 0, 'WITHSCORES')
+  if #first == 0 then return -1 end
+  return math.max(0, tonumber(first[2]) - now)
+end
+
+-- ARGV: group, now_ms, then per task: priority, due_ms (0 = now), field count, fields...
+local function enqueue(keys, args)
+  local group, now = args[1], now_ms(args[2])
+  local i, added = 3, 0
+  while i <= #args do
+    local prio, due, n = tonumber(args[i]), tonumber(args[i + 1]), tonumber(args[i + 2])
+    local fields = { unpack(args, i + 3, i + 2 + n) }
+    schedule(keys, group, prio, fields, due, now)
+    added = added + 1
+    i = i + 3 + n
+  end
+  redis.call('HINCRBY', keys[STATS], 'tasks_added', added)
+  return added
+end
+
+-- ARGV: group, consumer, count, now_ms, promote_limit.
+-- Reply: { ms until the next delayed task is due or -1, then per delivery: priority, entry id, fields }.
+-- Strict priority: a lower stream is read only for what higher ones could not fill.
+local function read(keys, args)
+  local group, consumer, count = args[1], args[2], tonumber(args[3])
+  local now, limit = now_ms(args[4]), tonumber(args[5])
+  if limit > 0 then promote(keys, group, now, limit) end
+  local out = { -1 }
+  local remaining = count
+  for prio = 0, 3 do
+    if remaining <= 0 then break end
+    for _, entry in ipairs(read_group(keys, prio, group, consumer, remaining)) do
+      out[#out + 1] = prio; out[#out + 1] = entry[1]; out[#out + 1] = entry[2]
+      remaining = remaining - 1
+    end
+  end
+  if remaining == count then out[1] = wait_for_due(keys, now) end
+  return out
+end
+
+-- ARGV: group, then per receipt: priority, entry id, deliveries, consumer.
+local function ack(keys, args)
+  local group = args[1]
+  local statuses, acked = {}, 0
+  for i = 2, #args, 4 do
+    local stream, id = keys[tonumber(args[i]) + 1], args[i + 1]
+    local status = lease_status(stream, group, id, args[i + 2], args[i + 3])
+    if status == OWNED then settle(stream, group, id); acked = acked + 1 end
+    statuses[#statuses + 1] = status
+  end
+  if acked > 0 then redis.call('HINCRBY', keys[STATS], 'tasks_completed', acked) end
+  return statuses
+end
+
+-- ARGV: group, now_ms, base_delay_ms, max_delay_ms, then per receipt:
+-- priority, entry id, deliveries, consumer, error, jitter in [0, 1).
+-- Per receipt: 2 retried, 3 dead-lettered, or a lease status (0, -1).
+-- The retry count comes from the stored entry, never from the caller.
+local function fail(keys, args)
+  local group, now = args[1], now_ms(args[2])
+  local base, cap = tonumber(args[3]), tonumber(args[4])
+  local statuses = {}
+  local failed, retried = 0, 0
+  for i = 5, #args, 6 do
+    local prio, id, consumer = tonumber(args[i]), args[i + 1], args[i + 3]
+    local stream = keys[prio + 1]
+    local status = lease_status(stream, group, id, args[i + 2], consumer)
+    local fields = status == OWNED and entry_fields(stream, id) or nil
+    if status == OWNED and fields == nil then status = NOT_PENDING; redis.call('XACK', stream, group, id) end
+    if fields ~= nil then
+      local message = string.sub(args[i + 4], 1, MAX_ERROR_BYTES)
+      if not is_task(fields) then
+        dead_letter(keys, prio, id, fields, message, now)
+        status = 3
+      else
+        local retry, max = tonumber(field(fields, 'retry')), tonumber(field(fields, 'max'))
+        fields = append_error(fields, { attempt = retry + 1, error = message, at_ms = now, consumer = consumer })
+        if retry < max then
+          local delay = math.min(cap, base * 2 ^ retry)
+          delay = math.floor(delay * (0.5 + 0.5 * tonumber(args[i + 5])))
+          schedule(keys, group, prio, with_field(fields, 'retry', tostring(retry + 1)), now + delay, now)
+          retried = retried + 1
+          status = 2
+        else
+          dead_letter(keys, prio, id, fields, 'retries exhausted: ' .. message, now)
+          status = 3
+        end
+      end
+      settle(stream, group, id)
+      failed = failed + 1
+    end
+    statuses[#statuses + 1] = status
+  end
+  if failed > 0 then redis.call('HINCRBY', keys[STATS], 'tasks_failed', failed) end
+  if retried > 0 then redis.call('HINCRBY', keys[STATS], 'tasks_retried', retried) end
+  return statuses
+end
+
+-- ARGV: group, now_ms, then per receipt: priority, entry id, deliveries, consumer, reason.
+-- For entries a consumer cannot even decode: straight to the DLQ, verbatim.
+local function bury(keys, args)
+  local group, now = args[1], now_ms(args[2])
+  local statuses = {}
+  for i = 3, #args, 5 do
+    local prio, id = tonumber(args[i]), args[i + 1]
+    local stream = keys[prio + 1]
+    local status = lease_status(stream, group, id, args[i + 2], args[i + 3])
+    if status == OWNED then
+      local fields = entry_fields(stream, id)
+      if fields ~= nil then dead_letter(keys, prio, id, fields, args[i + 4], now) end
+      settle(stream, group, id)
+    end
+    statuses[#statuses + 1] = status
+  end
+  return statuses
+end
+
+-- ARGV: group, consumer, then per receipt: priority, entry id, deliveries.
+-- Resets the idle time of deliveries this consumer still owns.
+local function renew(keys, args)
+  local group, consumer = args[1], args[2]
+  local statuses = {}
+  for i = 3, #args, 3 do
+    local stream, id = keys[tonumber(args[i]) + 1], args[i + 1]
+    local status = lease_status(stream, group, id, args[i + 2], consumer)
+    if status == OWNED then redis.call('XCLAIM', stream, group, consumer, 0, id, 'JUSTID') end
+    statuses[#statuses + 1] = status
+  end
+  return statuses
+end
+
+-- ARGV: group, consumer, then per receipt: priority, entry id, deliveries.
+-- Hands owned deliveries back at once (graceful shutdown): re-added as fresh
+-- entries with the same fields, so nobody waits for a visibility timeout.
+local function release(keys, args)
+  local group, consumer = args[1], args[2]
+  local statuses = {}
+  for i = 3, #args, 3 do
+    local prio, id = tonumber(args[i]), args[i + 1]
+    local stream = keys[prio + 1]
+    local status = lease_status(stream, group, id, args[i + 2], consumer)
+    if status == OWNED then
+      local fields = entry_fields(stream, id)
+      if fields ~= nil then add_ready(keys, group, prio, fields) end
+      settle(stream, group, id)
+    end
+    statuses[#statuses + 1] = status
+  end
+  return statuses
+end
+
+-- ARGV: group, consumer, min_idle_ms, count, delivery_cap, now_ms.
+-- Takes over deliveries idle past the visibility timeout, highest priority first.
+-- An entry delivered delivery_cap times without ever being acked or failed keeps
+-- killing its workers: it goes to the DLQ instead of around again.
+-- Reply: per delivery: priority, entry id, deliveries, fields.
+local function reclaim(keys, args)
+  local group, consumer = args[1], args[2]
+  local min_idle, count, cap = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
+  local now = now_ms(args[6])
+  local out, recovered = {}, 0
+  for prio = 0, 3 do
+    local stream = keys[prio + 1]
+    local pending = redis.pcall('XPENDING', stream, group, 'IDLE', min_idle, '-', '+', count)
+    if not is_error(pending) then
+      for _, entry in ipairs(pending) do
+        local id, deliveries = entry[1], entry[4]
+        local fields = entry_fields(stream, id)
+        if fields == nil then
+          redis.call('XACK', stream, group, id)
+        elseif deliveries >= cap then
+          local reason = 'delivery cap: delivered ' .. deliveries .. ' times, never acked nor failed'
+          if is_task(fields) then
+            fields = append_error(fields, { attempt = tonumber(field(fields, 'retry')) + 1, error = reason, at_ms = now, consumer = entry[2] })
+          end
+          dead_letter(keys, prio, id, fields, reason, now)
+          settle(stream, group, id)
+        elseif count > 0 then
+          local claimed = redis.call('XCLAIM', stream, group, consumer, min_idle, id, 'RETRYCOUNT', deliveries + 1)
+          if #claimed > 0 then
+            out[#out + 1] = prio; out[#out + 1] = id; out[#out + 1] = deliveries + 1
+            out[#out + 1] = claimed[1][2]
+            recovered = recovered + 1
+            count = count - 1
+          end
+        end
+      end
+    end
+  end
+  if recovered > 0 then redis.call('HINCRBY', keys[STATS], 'tasks_recovered', recovered) end
+  return out
+end
+
+-- ARGV: group, now_ms, promote_limit. Moves due delayed tasks to their streams.
+local function promote_due(keys, args)
+  return promote(keys, args[1], now_ms(args[2]), tonumber(args[3]))
+end
+
+-- ARGV: group, then DLQ entry ids. Per id: 1 requeued with a fresh retry
+-- budget, 0 no such entry, -2 not a task (a raw malformed entry cannot run).
+local function requeue_dead(keys, args)
+  local group = args[1]
+  local statuses = {}
+  for i = 2, #args do
+    local fields = entry_fields(keys[DLQ], args[i])
+    local status = 0
+    if fields ~= nil and not is_task(fields) then status = -2 end
+    if fields ~= nil and is_task(fields) then
+      local prio = tonumber(field(fields, '_prio')) or 2
+      for _, meta in ipairs({ '_reason', '_prio', '_entry', '_dead_at', 'errors' }) do
+        fields = with_field(fields, meta, nil)
+      end
+      add_ready(keys, group, prio, with_field(fields, 'retry', '0'))
+      redis.call('XDEL', keys[DLQ], args[i])
+      status = 1
+    end
+    statuses[#statuses + 1] = status
+  end
+  return statuses
+end
+
+-- ARGV: group. Reply: ready stream lengths p0..p3, pending counts p0..p3, delayed
+-- count, DLQ length, then the stats hash as field/value pairs. Missing keys are 0.
+local function stats(keys, args)
+  local group = args[1]
+  local out = {}
+  for prio = 0, 3 do out[#out + 1] = redis.call('XLEN', keys[prio + 1]) end
+  for prio = 0, 3 do
+    local summary = redis.pcall('XPENDING', keys[prio + 1], group)
+    out[#out + 1] = is_error(summary) and 0 or summary[1]
+  end
+  out[#out + 1] = redis.call('ZCARD', keys[DELAYED])
+  out[#out + 1] = redis.call('XLEN', keys[DLQ])
+  for _, value in ipairs(redis.call('HGETALL', keys[STATS])) do out[#out + 1] = value end
+  return out
+end
+
+redis.register_function('taskq_enqueue', enqueue)
+redis.register_function('taskq_read', read)
+redis.register_function('taskq_ack', ack)
+redis.register_function('taskq_fail', fail)
+redis.register_function('taskq_bury', bury)
+redis.register_function('taskq_renew', renew)
+redis.register_function('taskq_release', release)
+redis.register_function('taskq_reclaim', reclaim)
+redis.register_function('taskq_promote', promote_due)
+redis.register_function('taskq_requeue_dead', requeue_dead)
+redis.register_function { function_name = 'taskq_stats', callback = stats, flags = { 'no-writes' } }
