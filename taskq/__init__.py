@@ -17,6 +17,7 @@ from taskq.queue import Outcome, TaskQueue
 from taskq.settings import QueueSettings
 from taskq.stats import QueueStats
 from taskq.task import Delivery, Receipt, Task, TaskPriority, new_task_id
+from taskq.worker import Handler, Worker, WorkerSettings
 
 __all__ = [
     "ConfigError",
@@ -24,6 +25,7 @@ __all__ = [
     "DeadLetters",
     "DecodeError",
     "Delivery",
+    "Handler",
     "LeaseLost",
     "NotConnected",
     "Outcome",
@@ -38,6 +40,8 @@ __all__ = [
     "TaskPriority",
     "TaskQueue",
     "TaskqError",
+    "Worker",
+    "WorkerSettings",
     "WrongKeyType",
     "new_task_id",
 ]

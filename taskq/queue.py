@@ -311,6 +311,7 @@ class TaskQueue:
         next_reclaim = 0.0
         backoff_s = 0.05
         while True:
+            _raise_if_cancel_was_swallowed()
             try:
                 batch: list[Delivery] = []
                 if time.monotonic() >= next_reclaim:
@@ -454,6 +455,17 @@ def _lease_args(receipts: Sequence[str | Receipt]) -> list[str | int]:
         receipt = Receipt.parse(text)
         args += (receipt.priority, receipt.entry_id, receipt.deliveries)
     return args
+
+
+def _raise_if_cancel_was_swallowed() -> None:
+    """Honour a cancel that asyncio.wait_for (inside redis-py) swallowed.
+
+    On Python 3.11, wait_for returns the inner result when a cancel lands as the inner
+    call completes; the task's cancel request stays counted, so it can be seen here.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _raise_if_refused(message_id: str | Receipt, outcome: Outcome) -> None:
