@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 
 from taskq.errors import DecodeError
-from taskq.task import Task, decode_task
+from taskq.task import Task, decode_task, field_map
 
 if TYPE_CHECKING:
     from taskq.queue import TaskQueue
@@ -31,8 +32,8 @@ class DeadLetter:
         return self.task.errors if self.task is not None else []
 
 
-def parse_dead_letter(entry_id: bytes, fields: list[bytes] | dict[bytes, bytes]) -> DeadLetter:
-    values = fields if isinstance(fields, dict) else dict(zip(fields[::2], fields[1::2]))
+def parse_dead_letter(entry_id: bytes, fields: list[bytes] | Mapping[bytes, bytes]) -> DeadLetter:
+    values = field_map(fields)
     priority = int(values.get(b"_prio", b"2"))
     task: Task | None = None
     raw: dict[str, bytes] | None = None
@@ -41,7 +42,7 @@ def parse_dead_letter(entry_id: bytes, fields: list[bytes] | dict[bytes, bytes])
         raw = {_text(k): v for k, v in zip(flat[::2], flat[1::2])}
     else:
         try:
-            task = decode_task([x for pair in values.items() for x in pair], priority)
+            task = decode_task(values, priority)
         except DecodeError:
             raw = {_text(k): v for k, v in values.items()}
     return DeadLetter(

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from enum import IntEnum
 from types import TracebackType
 from typing import Any
@@ -256,9 +256,11 @@ class TaskQueue:
         except UNAVAILABLE as exc:
             raise unavailable(exc, "waiting for tasks") from exc
         except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            return []  # the group was lost; the next read recreates it in the script
+            # The group or the stream vanished under the wait (deleted, FLUSHALL): the
+            # next read recreates what is missing inside the script.
+            if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
+                return []
+            raise
         priority_of = {stream.encode(): prio for prio, stream in enumerate(self.keys.streams)}
         entries = [
             (priority_of[stream], entry_id, 1, fields)
@@ -284,7 +286,9 @@ class TaskQueue:
         entries = [(reply[i], reply[i + 1], reply[i + 2], reply[i + 3]) for i in range(0, len(reply), 4)]
         return await self._decode(consumer, entries)
 
-    async def _decode(self, consumer: str, entries: Iterable[tuple[int, bytes, int, list[bytes]]]) -> list[Delivery]:
+    async def _decode(
+        self, consumer: str, entries: Iterable[tuple[int, bytes, int, list[bytes] | Mapping[bytes, bytes]]]
+    ) -> list[Delivery]:
         deliveries: list[Delivery] = []
         malformed: list[tuple[Receipt, str]] = []
         for prio, entry_id, deliveries_count, fields in entries:

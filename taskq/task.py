@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, NamedTuple
@@ -106,10 +107,17 @@ def encode_task(task: Task, tag: bytes, max_payload_bytes: int) -> list[bytes | 
     ]  # fmt: skip
 
 
-def decode_task(fields: list[bytes], priority: int) -> Task:
-    """Parse an entry's flat field/value list; raise DecodeError when it is not a task."""
+def field_map(fields: list[bytes] | Mapping[bytes, bytes]) -> Mapping[bytes, bytes]:
+    """An entry's fields as a mapping (function replies give a flat list, XREADGROUP a dict)."""
+    if isinstance(fields, Mapping):
+        return fields
     it = iter(fields)
-    values = dict(zip(it, it))
+    return dict(zip(it, it))
+
+
+def decode_task(fields: list[bytes] | Mapping[bytes, bytes], priority: int) -> Task:
+    """Parse an entry's fields; raise DecodeError when it is not a task."""
+    values = field_map(fields)
     try:
         task = Task(
             task_id=values[b"id"].decode(),

@@ -117,7 +117,9 @@ class LocalRedis:
         if self.process is not None and self.process.poll() is None:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Start-up errors (a bad directive) go to stderr before the log file opens.
+        with (self.workdir / "redis.stderr").open("ab") as stderr:
+            self.process = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=stderr)
         self.starts += 1
         self._wait_ready()
 
@@ -139,8 +141,10 @@ class LocalRedis:
         raise SetupError(f"redis-server on port {self.port} did not answer within {timeout_s}s: {self._log_tail()}")
 
     def _log_tail(self) -> str:
-        log = self.workdir / "redis.log"
-        lines = log.read_text(errors="replace").splitlines()[-3:] if log.exists() else []
+        lines = []
+        for name in ("redis.stderr", "redis.log"):
+            log = self.workdir / name
+            lines += log.read_text(errors="replace").splitlines()[-3:] if log.exists() else []
         return " | ".join(lines) or "no log written"
 
     def _signal(self, sig: signal.Signals) -> None:
@@ -173,8 +177,6 @@ class LocalRedis:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.kill()
-        if self.process.stderr:
-            self.process.stderr.close()
 
     def describe(self) -> dict[str, str]:
         version = subprocess.run([find_redis_server(), "--version"], capture_output=True, text=True, check=False)

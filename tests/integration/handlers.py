@@ -28,6 +28,15 @@ async def sleep(task: Task) -> None:
     _mark(task, "done")
 
 
+async def hang_once(task: Task) -> None:
+    """Hangs on its first run; a later run (after the first worker died) finishes at once."""
+    first_run = not (Path(task.payload["marker"]) / f"{task.task_id}.started").exists()
+    _mark(task, "started")
+    if first_run:
+        await asyncio.sleep(60)
+    _mark(task, "done")
+
+
 async def crash(task: Task) -> None:
     """A poison task: it kills the worker process that runs it."""
     _mark(task, "started")
@@ -39,4 +48,4 @@ async def fail(task: Task) -> None:
     raise RuntimeError(task.payload.get("message", "planned failure"))
 
 
-HANDLERS: dict[str, Any] = {"sleep": sleep, "crash": crash, "fail": fail}
+HANDLERS: dict[str, Any] = {"sleep": sleep, "hang_once": hang_once, "crash": crash, "fail": fail}

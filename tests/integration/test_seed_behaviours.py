@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from taskq import Task, TaskPriority, TaskQueue
+from taskq import Task, TaskPriority, TaskQueue, Worker, WorkerSettings
 from tests.conftest import QueueFactory
 
 TIMEOUT_S = 5.0
@@ -109,8 +109,6 @@ async def test_queue_statistics(queue: TaskQueue) -> None:
 
 
 async def test_task_timeout(queue: TaskQueue) -> None:
-    from taskq import Worker, WorkerSettings
-
     async def slow(task: Task) -> None:
         await asyncio.sleep(10)
 
