@@ -1,0 +1,61 @@
+"""Adapters: the protocol for driving a queue, the reference taskq, and its mutants.
+
+A queue is named on the command line as `taskq`, `taskq-mutant:NAME`, or
+`module:factory` for your own (a callable returning a QueueAdapter).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from harness.adapters.base import (
+    AdapterRefused,
+    AdapterUnavailable,
+    Delivered,
+    FinalState,
+    QueueAdapter,
+    QueueOptions,
+    TaskSpec,
+)
+from harness.adapters.mutants import MUTANTS
+from harness.adapters.taskq_adapter import TaskqAdapter
+from harness.errors import AdapterError
+
+MUTANT_PREFIX = "taskq-mutant:"
+
+__all__ = [
+    "MUTANTS",
+    "AdapterRefused",
+    "AdapterUnavailable",
+    "Delivered",
+    "FinalState",
+    "QueueAdapter",
+    "QueueOptions",
+    "TaskSpec",
+    "TaskqAdapter",
+    "adapter_factory",
+]
+
+
+def adapter_factory(spec: str) -> Callable[[], QueueAdapter]:
+    """The factory for `spec`; raises AdapterError with the choices when unknown."""
+    if spec == "taskq":
+        return TaskqAdapter
+    if spec.startswith(MUTANT_PREFIX):
+        name = spec.removeprefix(MUTANT_PREFIX)
+        if name not in MUTANTS:
+            raise AdapterError(f"unknown mutant {name!r}: use one of {', '.join(MUTANTS)}")
+        return MUTANTS[name]
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise AdapterError(
+            f"unknown queue {spec!r}: use taskq, {MUTANT_PREFIX}NAME ({', '.join(MUTANTS)}), or module:factory"
+        )
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise AdapterError(f"cannot load queue adapter {spec!r}: {exc}") from exc
+    if not callable(factory):
+        raise AdapterError(f"{spec!r} is not callable: it must build a QueueAdapter")
+    return factory  # type: ignore[no-any-return]

@@ -1,0 +1,148 @@
+"""Mutants: taskq with one bug each, from the seed report and the latent ones of its design.
+
+Each mutant replaces one operation of the reference adapter with the seed's way of
+doing it (plain commands from the client, no ownership check); everything else is
+taskq. `harness run SCENARIO --queue taskq-mutant:NAME` runs one; the harness must
+find each bug, named by the checker that catches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from harness.adapters.base import AdapterUnavailable, Delivered
+from harness.adapters.taskq_adapter import TaskqAdapter
+from taskq import RedisUnavailable, Task, TaskPriority
+from taskq.scripts import UNAVAILABLE
+from taskq.task import Receipt, encode_task, new_task_id
+
+# The seed's fallback stream for entries it did not read itself.
+_NORMAL = int(TaskPriority.NORMAL)
+
+
+class _RawCommands(TaskqAdapter):
+    """Helpers for mutants that talk to Redis directly, as the seed did."""
+
+    async def _raw(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        try:
+            async with self.queue.redis.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                result: list[Any] = await pipe.execute()
+                return result
+        except (*UNAVAILABLE, RedisUnavailable) as exc:
+            raise AdapterUnavailable(str(exc)) from exc
+
+    def _stream(self, priority: int) -> str:
+        return self.queue.keys.stream(priority)
+
+    def _settle_commands(self, priority: int, entry_id: str, *, delete: bool = True) -> list[tuple[Any, ...]]:
+        stream, group = self._stream(priority), self.queue.settings.group
+        commands: list[tuple[Any, ...]] = [("XACK", stream, group, entry_id)]
+        return [*commands, ("XDEL", stream, entry_id)] if delete else commands
+
+    def _retry_fields(self, delivered: Delivered, *, task_id: str, retry_count: int) -> list[Any]:
+        task = Task(
+            task_id, "harness", delivered.payload, priority=TaskPriority(delivered.priority),
+            max_retries=delivered.max_retries, timeout=600, retry_count=retry_count,
+        )  # fmt: skip
+        return encode_task(task, b"j", self.queue.settings.max_payload_bytes)
+
+
+class AckWrongStream(_RawCommands):
+    """Seed bug 2: _get_stream_for_message always returned the CRITICAL stream."""
+
+    name = "taskq-mutant:ack-wrong-stream"
+
+    async def complete(self, consumer: str, delivered: list[Delivered]) -> list[bool]:
+        commands = [c for d in delivered for c in self._settle_commands(0, d.handle.entry_id)]
+        await self._raw(commands)
+        return [True] * len(delivered)
+
+
+class NoDelete(_RawCommands):
+    """Seed bug 3: ack without XDEL, so entries stay in the stream forever."""
+
+    name = "taskq-mutant:no-delete"
+
+    async def complete(self, consumer: str, delivered: list[Delivered]) -> list[bool]:
+        commands = [c for d in delivered for c in self._settle_commands(d.priority, d.handle.entry_id, delete=False)]
+        await self._raw(commands)
+        return [True] * len(delivered)
+
+
+class RetryReset(_RawCommands):
+    """Seed bug 4: a retry re-adds the task under a new id with retry_count 0, so it never dies."""
+
+    name = "taskq-mutant:retry-reset"
+
+    async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
+        commands: list[tuple[Any, ...]] = []
+        for delivered, _ in failed:
+            fields = self._retry_fields(delivered, task_id=new_task_id(), retry_count=0)
+            commands.append(("XADD", self._stream(delivered.priority), "*", *fields))
+            commands += self._settle_commands(delivered.priority, delivered.handle.entry_id)
+        await self._raw(commands)
+        return ["retried"] * len(failed)
+
+
+class SplitFail(_RawCommands):
+    """The seed's fail: re-add, then ack, in two round trips. A crash between them leaves
+    both the retry and the original pending entry, which is reclaimed and run again.
+
+    A short pause between the steps stands for the network hop the seed had there."""
+
+    name = "taskq-mutant:split-fail"
+    gap_s = 0.005
+
+    async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
+        retried = [d for d, _ in failed if d.attempt < d.max_retries]
+        re_adds = [
+            ("XADD", self._stream(d.priority), "*", *self._retry_fields(d, task_id=d.tid, retry_count=d.attempt + 1))
+            for d in retried
+        ]
+        await self._raw(re_adds)
+        await asyncio.sleep(self.gap_s)
+        await self._raw([c for d in retried for c in self._settle_commands(d.priority, d.handle.entry_id)])
+        dead = [(d, error) for d, error in failed if d.attempt >= d.max_retries]
+        if dead:
+            await super().fail(consumer, dead)
+        return ["retried" if d.attempt < d.max_retries else "dead" for d, _ in failed]
+
+
+class ReceiptMap(_RawCommands):
+    """Seed fix 2, as shipped: a per-process map from entry id to stream, filled on read.
+    Entries this process did not read itself (reclaimed ones) fall back to NORMAL."""
+
+    name = "taskq-mutant:receipt-map"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stream_of: dict[str, int] = {}
+
+    async def consume(self, consumer: str, count: int) -> list[Delivered]:
+        found = await super().consume(consumer, count)
+        for delivered in found:
+            if delivered.deliveries == 1:  # read by XREADGROUP here; reclaimed entries are not mapped
+                self._stream_of[delivered.handle.entry_id] = delivered.priority
+        return found
+
+    async def complete(self, consumer: str, delivered: list[Delivered]) -> list[bool]:
+        commands = []
+        for d in delivered:
+            receipt: Receipt = d.handle
+            priority = self._stream_of.pop(receipt.entry_id, _NORMAL)
+            commands += self._settle_commands(priority, receipt.entry_id)
+        await self._raw(commands)
+        return [True] * len(delivered)
+
+
+MUTANTS: dict[str, type[TaskqAdapter]] = {
+    "ack-wrong-stream": AckWrongStream,
+    "no-delete": NoDelete,
+    "retry-reset": RetryReset,
+    "split-fail": SplitFail,
+    "receipt-map": ReceiptMap,
+}
+MUTANT_DOCS = {name: " ".join((cls.__doc__ or "").split()) for name, cls in MUTANTS.items()}

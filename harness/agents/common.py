@@ -1,0 +1,73 @@
+"""What producers and consumers share: the command line, the stop signal, the workload draw."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.adapters import QueueAdapter, adapter_factory
+from harness.adapters.base import AdapterUnavailable
+from harness.plan import Plan
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AgentArgs:
+    role: str
+    plan: Plan
+    index: int
+    incarnation: int
+    journal: Path
+    url: str
+    journaling: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.role}-{self.index}" + (f"#{self.incarnation}" if self.role == "consumer" else "")
+
+
+def parse_args(argv: list[str] | None = None) -> AgentArgs:
+    parser = argparse.ArgumentParser(prog="python -m harness.agents", description="A harness agent process.")
+    parser.add_argument("role", choices=["producer", "consumer"])
+    parser.add_argument("--plan", type=Path, required=True)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--incarnation", type=int, default=1)
+    parser.add_argument("--journal", type=Path, required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--no-journal", action="store_true", help="Measure without recording (benchmarks).")
+    ns = parser.parse_args(argv)
+    return AgentArgs(
+        role=ns.role, plan=Plan.load(ns.plan), index=ns.index, incarnation=ns.incarnation,
+        journal=ns.journal, url=ns.url, journaling=not ns.no_journal,
+    )  # fmt: skip
+
+
+def stop_event() -> asyncio.Event:
+    """Set by SIGTERM or SIGINT: finish what is in hand, then exit."""
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, event.set)
+    return event
+
+
+async def connect(args: AgentArgs, stop: asyncio.Event) -> QueueAdapter | None:
+    """Connect, retrying while Redis is away; None if told to stop first."""
+    adapter = adapter_factory(args.plan.queue)()
+    delay = 0.05
+    while not stop.is_set():
+        try:
+            await adapter.connect(args.url, args.plan.queue_name, args.plan.scenario.queue)
+            return adapter
+        except AdapterUnavailable:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    return None
+
+
+def attempt_fails(seed: int, tid: str, attempt: int, probability: float) -> bool:
+    """Whether the handler fails this attempt: fixed by the seed, so a replay fails the same ones."""
+    return probability > 0 and random.Random(f"{seed}:{tid}:{attempt}").random() < probability

@@ -1,0 +1,98 @@
+"""The consumer process: reads batches, simulates the work, acks and fails, journaling each step.
+
+What a task does is fixed by its payload and the seed: it runs for payload["ms"],
+fails with the workload's probability (drawn from seed, task id and attempt), and a
+poison task kills this process outright, as a real crashing handler would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from harness.adapters import Delivered, QueueAdapter
+from harness.adapters.base import AdapterUnavailable
+from harness.agents.common import AgentArgs, attempt_fails, connect, stop_event
+from harness.history import INFO, INVOKE, OK, Journal
+
+POISON_EXIT_CODE = 3
+
+
+def delivery_record(d: Delivered) -> list[Any]:
+    record: list[Any] = [d.tid, d.priority, d.attempt, d.deliveries]
+    payload_tid = d.payload.get("tid") if isinstance(d.payload, dict) else None
+    if payload_tid is not None and payload_tid != d.tid:
+        record.append(payload_tid)  # the queue changed the task's id
+    return record
+
+
+class Consumer:
+    def __init__(self, args: AgentArgs, adapter: QueueAdapter, journal: Journal) -> None:
+        self.args, self.adapter, self.journal = args, adapter, journal
+        self.process = args.name
+        self.consumer = args.name.replace("#", "-")
+        self.workload = args.plan.scenario.workload
+
+    async def step(self) -> None:
+        """One read, the work, and the settling of what was read."""
+        self.journal.record(self.process, INVOKE, "deliver", {})
+        try:
+            batch = await self.adapter.consume(self.consumer, self.workload.read_count)
+        except AdapterUnavailable as exc:
+            self.journal.record(self.process, INFO, "deliver", {"error": str(exc)})
+            await asyncio.sleep(0.05)
+            return
+        self.journal.record(self.process, OK, "deliver", {"tasks": [delivery_record(d) for d in batch]})
+        if not batch:
+            return
+        if any(isinstance(d.payload, dict) and d.payload.get("poison") for d in batch):
+            os._exit(POISON_EXIT_CODE)  # the handler crashes the worker, mid-batch
+        await asyncio.gather(*(asyncio.sleep(_run_s(d)) for d in batch))
+        seed, p = self.args.plan.seed, self.workload.failure_probability
+        failed = [d for d in batch if attempt_fails(seed, d.tid, d.attempt, p)]
+        succeeded = [d for d in batch if d not in failed]
+        if succeeded:
+            await self._complete(succeeded)
+        if failed:
+            await self._fail(failed)
+
+    async def _complete(self, done: list[Delivered]) -> None:
+        self.journal.record(self.process, INVOKE, "complete", {"tasks": [d.tid for d in done]})
+        try:
+            acked = await self.adapter.complete(self.consumer, done)
+        except AdapterUnavailable as exc:
+            self.journal.record(self.process, INFO, "complete", {"error": str(exc)})
+            return
+        refused = [d.tid for d, ok in zip(done, acked, strict=True) if not ok]
+        self.journal.record(self.process, OK, "complete", {"refused": refused})
+
+    async def _fail(self, failed: list[Delivered]) -> None:
+        errors = [(d, f"planned failure of attempt {d.attempt}") for d in failed]
+        value = {"tasks": [[d.tid, d.attempt, error] for d, error in errors]}
+        self.journal.record(self.process, INVOKE, "fail", value)
+        try:
+            outcomes = await self.adapter.fail(self.consumer, errors)
+        except AdapterUnavailable as exc:
+            self.journal.record(self.process, INFO, "fail", {"error": str(exc)})
+            return
+        self.journal.record(self.process, OK, "fail", {"outcomes": outcomes})
+
+
+def _run_s(d: Delivered) -> float:
+    return float(d.payload.get("ms", 0)) / 1000 if isinstance(d.payload, dict) else 0.0
+
+
+async def run_consumer(args: AgentArgs) -> None:
+    stop = stop_event()
+    adapter = await connect(args, stop)
+    if adapter is None:
+        return
+    journal = Journal(args.journal, enabled=args.journaling)
+    consumer = Consumer(args, adapter, journal)
+    try:
+        while not stop.is_set():
+            await consumer.step()
+    finally:
+        journal.close()
+        await adapter.close()

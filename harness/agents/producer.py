@@ -1,0 +1,98 @@
+"""The producer process: offers tasks open-loop at the plan's rate, journaling every batch.
+
+Batches are due at fixed times (start + n * batch / rate). A batch that goes out
+late still carries its due time, so latency counts from when the task should have
+been sent and a slow queue cannot hide behind a slowed-down producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+
+from harness.adapters import QueueAdapter, TaskSpec
+from harness.adapters.base import AdapterRefused, AdapterUnavailable
+from harness.agents.common import AgentArgs, connect, stop_event
+from harness.history import FAIL, INFO, INVOKE, OK, Journal
+from harness.scenario import Scenario, Workload
+
+IN_FLIGHT = 4
+
+
+def task_count(scenario: Scenario, index: int) -> int:
+    run = scenario.run
+    total = run.tasks if run.tasks is not None else int(max(run.rate, 1) * run.duration_s) if run.rate else 0
+    if not total:
+        return 0  # as fast as possible for duration_s
+    return total // run.producers + (1 if index < total % run.producers else 0)
+
+
+def batches(args: AgentArgs, start_ns: int) -> Iterator[tuple[int, list[TaskSpec]]]:
+    """(due time, tasks) forever or until this producer's share is made."""
+    scenario, seed = args.plan.scenario, args.plan.seed
+    work = scenario.workload
+    rng = random.Random(f"{seed}:producer:{args.index}")
+    limit = task_count(scenario, args.index)
+    share = scenario.run.rate / scenario.run.producers
+    interval_ns = int(work.enqueue_batch / share * 1e9) if share else 0
+    made, n = 0, 0
+    while not limit or made < limit:
+        size = work.enqueue_batch if not limit else min(work.enqueue_batch, limit - made)
+        due = start_ns + n * interval_ns
+        tasks = []
+        for _ in range(size):
+            tasks.append(_task(f"p{args.index}-{made}", due, work, rng))
+            made += 1
+        yield due, tasks
+        n += 1
+
+
+def _task(tid: str, due: int, work: Workload, rng: random.Random) -> TaskSpec:
+    """One task; its payload says how long it runs and whether it is poison."""
+    run_ms = min(rng.expovariate(1 / work.task_ms_mean), work.task_ms_max) if work.task_ms_mean else 0.0
+    payload: dict[str, object] = {"tid": tid, "ms": round(run_ms, 3), "due": due}
+    if work.poison_fraction and rng.random() < work.poison_fraction:
+        payload["poison"] = True
+    prio = rng.choices(range(4), weights=work.priorities)[0]
+    return TaskSpec(tid=tid, priority=prio, max_retries=work.max_retries, payload=payload)
+
+
+async def send(adapter: QueueAdapter, journal: Journal, process: str, due: int, tasks: list[TaskSpec]) -> None:
+    value = {"tasks": [[t.tid, t.priority, t.max_retries] for t in tasks], "due_ns": due}
+    journal.record(process, INVOKE, "enqueue", value)
+    try:
+        await adapter.enqueue(tasks)
+        journal.record(process, OK, "enqueue", {})
+    except AdapterRefused as exc:
+        journal.record(process, FAIL, "enqueue", {"error": str(exc)})
+    except AdapterUnavailable as exc:
+        journal.record(process, INFO, "enqueue", {"error": str(exc)})
+        await asyncio.sleep(0.05)
+
+
+async def run_producer(args: AgentArgs) -> None:
+    stop = stop_event()
+    adapter = await connect(args, stop)
+    if adapter is None:
+        return
+    deadline_ns = time.monotonic_ns() + int(args.plan.scenario.run.duration_s * 1e9)
+    plan = batches(args, time.monotonic_ns())
+    journal = Journal(args.journal, enabled=args.journaling)
+
+    async def lane(k: int) -> None:
+        process = f"{args.name}.{k}"
+        for due, tasks in plan:  # the lanes share one generator: each batch goes out once
+            if stop.is_set() or (args.plan.scenario.run.tasks is None and due >= deadline_ns):
+                return
+            wait_ns = due - time.monotonic_ns()
+            if wait_ns > 0:
+                await asyncio.sleep(wait_ns / 1e9)
+            await send(adapter, journal, process, due, tasks)
+
+    try:
+        await asyncio.gather(*(lane(k) for k in range(IN_FLIGHT)))
+    finally:
+        journal.close()
+        await adapter.close()

@@ -1,0 +1,177 @@
+"""The harness command line: parses, checks inputs, forwards. Exit 0 valid, 1 invalid, 2 unknown or error."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from harness.adapters import MUTANTS, adapter_factory
+from harness.adapters.mutants import MUTANT_DOCS
+from harness.checkers.base import validity_label
+from harness.errors import HarnessError
+from harness.history import read_history
+from harness.plan import Plan, make_plan
+from harness.providers import ExternalRedis, find_redis_server
+from harness.report.markdown import figure_summary
+from harness.report.verdict import judge_run
+from harness.runner import RunResult, new_run_folder, run
+from harness.scenario import list_scenarios, load_scenario
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT = {True: 0, False: 1, None: 2}
+DEFAULT_OUT = Path("reports/runs")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def one_line_errors(command: F) -> F:
+    """A HarnessError ends the command with one line on stderr and exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except HarnessError as exc:
+            err.print(f"harness: {exc}", markup=False)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+def main() -> None:
+    """harness: a Jepsen-style bench for Redis Streams task queues."""
+
+
+def _status(prefix: str) -> Callable[[str], None]:
+    start = time.monotonic()
+    return lambda line: err.print(f"[{time.monotonic() - start:6.1f}s] {prefix} {line}", markup=False)
+
+
+def check_redis(redis: str) -> None:
+    if redis == "local":
+        find_redis_server()
+    else:
+        ExternalRedis(redis).start()
+
+
+def print_verdict(result: RunResult) -> None:
+    verdict = result.verdict
+    table = Table(title=f"{verdict['scenario']} seed={verdict['seed']} queue={verdict['queue']}")
+    table.add_column("checker")
+    table.add_column("verdict")
+    table.add_column("figures", overflow="fold")
+    for checker in verdict["checkers"]:
+        label = validity_label(checker["valid"])
+        style = {"valid": "green", "INVALID": "bold red", "unknown": "yellow"}[label]
+        figures = figure_summary(checker["name"], checker["figures"])
+        table.add_row(
+            checker["name"], f"[{style}]{label}[/]", figures + (f" ({checker['note']})" if checker["note"] else "")
+        )
+    out.print(table)
+    throughput, latency = verdict["throughput"], verdict["latency_ms"]["enqueue_to_start"]
+    out.print(
+        f"throughput {throughput['per_second']} tasks/s; enqueue-to-start p50 {latency.get('p50', '-')} ms, "
+        f"p99 {latency.get('p99', '-')} ms, max {latency.get('max', '-')} ms"
+    )
+    out.print(f"verdict: {validity_label(verdict['valid'])}   run folder: {result.folder}")
+
+
+def execute(plan: Plan, out_dir: Path, journaling: bool = True) -> None:
+    check_redis(plan.redis)
+    folder = new_run_folder(out_dir, plan)
+    err.print(f"run folder: {folder}", markup=False)
+    result = run(plan, folder, status=_status(plan.scenario.name), journaling=journaling)
+    print_verdict(result)
+    sys.exit(EXIT[result.valid])
+
+
+@main.command("run")
+@click.argument("scenario")
+@click.option("--seed", type=int, default=None, help="Fixes workload and faults (default: random, printed).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Seconds of load.")
+@click.option("--producers", type=click.IntRange(min=1))
+@click.option("--consumers", type=click.IntRange(min=1))
+@click.option("--rate", type=click.FloatRange(min=0), help="Tasks/s offered in all; 0 = as fast as possible.")
+@click.option("--tasks", type=click.IntRange(min=1), help="A fixed number of tasks instead of rate x duration.")
+@click.option("--drain-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the drain.")
+@click.option(
+    "--queue", "queue", default="taskq", show_default=True, help="taskq, taskq-mutant:NAME or module:factory."
+)
+@click.option("--redis", default="local", show_default=True, help="local (a redis-server of the run's own) or a URL.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
+@click.option("--no-journal", is_flag=True, help="Record nothing (to measure journaling's cost); nothing is checked.")
+@one_line_errors
+def run_command(
+    scenario: str, seed: int | None, duration: float | None, producers: int | None, consumers: int | None,
+    rate: float | None, tasks: int | None, drain_timeout: float | None, queue: str, redis: str, out_dir: Path,
+    no_journal: bool,
+) -> None:  # fmt: skip
+    """Run SCENARIO (a name from `harness list`, or a .toml path) and judge it."""
+    chosen = load_scenario(scenario).with_run(
+        duration_s=duration, producers=producers, consumers=consumers, rate=rate, tasks=tasks,
+        drain_timeout_s=drain_timeout,
+    )  # fmt: skip
+    adapter_factory(queue)
+    seed = seed if seed is not None else random.randrange(1 << 31)
+    queue_name = f"{chosen.name}-{seed}-{int(time.time() * 1000) % 10**9}"
+    plan = make_plan(chosen, seed=seed, queue=queue, redis=redis, queue_name=queue_name)
+    err.print(f"scenario {chosen.name}, seed {seed}, queue {queue}, redis {redis}", markup=False)
+    execute(plan, out_dir, journaling=not no_journal)
+
+
+@main.command("replay")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
+@one_line_errors
+def replay_command(run_dir: Path, out_dir: Path) -> None:
+    """Run the plan of RUN_DIR again: same scenario, seed, faults and queue (a new queue name)."""
+    plan = Plan.load(run_dir / "plan.json")
+    fresh = f"{plan.queue_name.rsplit('-', 1)[0]}-{int(time.time() * 1000) % 10**9}"
+    execute(dataclasses.replace(plan, queue_name=fresh), out_dir)
+
+
+@main.command("check")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@one_line_errors
+def check_command(run_dir: Path) -> None:
+    """Judge the recorded history of RUN_DIR again (rewrites verdict.json and report.md)."""
+    plan = Plan.load(run_dir / "plan.json")
+    facts_path = run_dir / "run.json"
+    facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}
+    verdict = judge_run(run_dir, plan, read_history(run_dir), facts)
+    result = RunResult(run_dir, verdict)
+    print_verdict(result)
+    sys.exit(EXIT[result.valid])
+
+
+@main.command("list")
+def list_command() -> None:
+    """Scenarios and queues you can run."""
+    table = Table(title="scenarios")
+    table.add_column("name")
+    table.add_column("faults")
+    table.add_column("description", overflow="fold")
+    for scenario in list_scenarios():
+        faults = ", ".join(sorted({f.kind for f in scenario.faults})) or "-"
+        table.add_row(scenario.name, faults, scenario.description)
+    out.print(table)
+    queues = Table(title="queues (--queue)")
+    queues.add_column("name")
+    queues.add_column("what it is", overflow="fold")
+    queues.add_row("taskq", "the reference queue")
+    for name in MUTANTS:
+        queues.add_row(f"taskq-mutant:{name}", MUTANT_DOCS[name])
+    queues.add_row("module:factory", "your own: a callable returning a harness.adapters.QueueAdapter")
+    out.print(queues)

@@ -1,0 +1,137 @@
+"""The fleet: the producer and consumer OS processes of a run, started and supervised.
+
+Consumers live in slots; a consumer that dies (killed by the nemesis, or by a
+poison task) is replaced by a new incarnation in the same slot, with a journal and
+a consumer name of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(slots=True)
+class Agent:
+    role: str
+    index: int
+    incarnation: int
+    process: subprocess.Popen[bytes]
+    journal: Path
+    # Set when the nemesis stopped it on purpose; its exit is then not an unexpected one.
+    planned_exit: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.role}-{self.index}" + (f"#{self.incarnation}" if self.role == "consumer" else "")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.alive():
+            os.kill(self.process.pid, sig)
+
+
+@dataclass
+class Fleet:
+    folder: Path
+    plan_path: Path
+    url: str
+    journaling: bool = True
+    producers: list[Agent] = field(default_factory=list)
+    consumers: dict[int, Agent] = field(default_factory=dict)
+    restarts: int = 0
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.folder / "journals"
+
+    def _spawn(self, role: str, index: int, incarnation: int) -> Agent:
+        name = f"{role}-{index}" + (f"#{incarnation}" if role == "consumer" else "")
+        journal = self.journal_dir / f"{name}.jsonl"
+        command = [
+            sys.executable, "-m", "harness.agents", role, "--plan", str(self.plan_path), "--index", str(index),
+            "--incarnation", str(incarnation), "--journal", str(journal), "--url", self.url,
+        ]  # fmt: skip
+        if not self.journaling:
+            command.append("--no-journal")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+        with (self.folder / "agents.log").open("ab") as log:
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        return Agent(role, index, incarnation, process, journal)
+
+    def start(self, producers: int, consumers: int) -> None:
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        self.consumers = {i: self._spawn("consumer", i, 1) for i in range(consumers)}
+        self.producers = [self._spawn("producer", i, 1) for i in range(producers)]
+
+    def consumer(self, slot: int) -> Agent:
+        return self.consumers[slot]
+
+    def replace_consumer(self, slot: int) -> Agent:
+        """Start the next incarnation of a slot whose consumer is gone."""
+        old = self.consumers[slot]
+        if old.alive():
+            raise RuntimeError(f"{old.name} is still running")
+        self.consumers[slot] = self._spawn("consumer", slot, old.incarnation + 1)
+        self.restarts += 1
+        return self.consumers[slot]
+
+    def unexpected_exits(self) -> Iterator[Agent]:
+        """Consumers that died without the nemesis asking (e.g. a poison task), once each."""
+        for agent in list(self.consumers.values()):
+            if not agent.alive() and not agent.planned_exit:
+                agent.planned_exit = True  # report once
+                yield agent
+
+    def producers_done(self) -> bool:
+        return all(not p.alive() for p in self.producers)
+
+    def stop(self, agents: list[Agent], timeout_s: float = 10.0) -> None:
+        """SIGTERM (and SIGCONT, in case it is paused), wait, then SIGKILL what is left."""
+        for agent in agents:
+            agent.planned_exit = True
+            agent.signal(signal.SIGCONT)
+            agent.signal(signal.SIGTERM)
+        for agent in agents:
+            try:
+                agent.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                agent.signal(signal.SIGKILL)
+                agent.process.wait()
+
+    def stop_all(self) -> None:
+        self.stop([*self.producers, *self.consumers.values()])
+
+
+def held_tasks(journal: Path, tail_bytes: int = 1 << 20) -> list[str]:
+    """Tasks a consumer holds now, read from the end of its journal: those of its last
+    delivery that it has not yet started to ack or fail."""
+    try:
+        with journal.open("rb") as f:
+            f.seek(max(0, journal.stat().st_size - tail_bytes))
+            lines = f.read().split(b"\n")
+    except FileNotFoundError:
+        return []
+    held: list[str] = []
+    for line in lines:  # the first line may be cut by the seek: it fails to parse and is skipped
+        try:
+            op = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if op["f"] == "deliver" and op["type"] == "ok":
+            held = [t[0] for t in op["value"]["tasks"]]
+        elif op["f"] in ("complete", "fail") and op["type"] == "invoke":
+            settling = {t if isinstance(t, str) else t[0] for t in op["value"]["tasks"]}
+            held = [t for t in held if t not in settling]
+    return held

@@ -1,0 +1,12 @@
+"""The nemesis: faults on a seeded schedule, each journaled with its start and end.
+
+Fault kinds are a table from name to handler; each handler applies one fault,
+journals `fault` invoke (with the tasks the victim held) and, when it is over,
+`fault` ok.
+"""
+
+from harness.nemesis.base import FAULTS, FaultContext, heal, run_schedule
+
+__all__ = ["FAULTS", "FaultContext", "heal", "run_schedule"]
+
+import harness.nemesis.worker  # noqa: F401  registers the worker faults

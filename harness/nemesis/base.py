@@ -1,0 +1,74 @@
+"""Running a fault schedule, and healing afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+
+from harness.fleet import Fleet
+from harness.history import Journal
+from harness.plan import FaultEvent, Plan
+from harness.providers.base import Provider
+
+NEMESIS = "nemesis"
+
+
+@dataclass
+class FaultContext:
+    fleet: Fleet
+    journal: Journal
+    provider: Provider
+    plan: Plan
+    # Slots a fault has taken down and will bring back itself.
+    busy_slots: set[int] = field(default_factory=set)
+    applied: int = 0
+
+
+FaultHandler = Callable[[FaultContext, FaultEvent], Coroutine[None, None, None]]
+FAULTS: dict[str, FaultHandler] = {}
+
+
+def fault(kind: str) -> Callable[[FaultHandler], FaultHandler]:
+    def register(handler: FaultHandler) -> FaultHandler:
+        FAULTS[kind] = handler
+        return handler
+
+    return register
+
+
+async def run_schedule(ctx: FaultContext, start: float, stop: asyncio.Event) -> None:
+    """Apply each planned fault at its time (faults may overlap); return when all have ended."""
+    running: list[asyncio.Task[None]] = []
+    for event in ctx.plan.faults:
+        delay = start + event.at_s - time.monotonic()
+        if delay > 0:
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                break  # the load phase ended first
+            except TimeoutError:
+                pass
+        running.append(asyncio.create_task(FAULTS[event.kind](ctx, event)))
+        ctx.applied += 1
+    if running:
+        await asyncio.gather(*running)
+
+
+async def heal(ctx: FaultContext) -> None:
+    """Bring every consumer slot back: resume the paused, replace the dead."""
+    for slot, agent in list(ctx.fleet.consumers.items()):
+        if agent.alive():
+            agent.signal(signal.SIGCONT)
+        elif slot not in ctx.busy_slots:
+            ctx.fleet.replace_consumer(slot)
+
+
+async def wait_exit(process_alive: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while process_alive():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True

@@ -1,0 +1,77 @@
+"""Faults on consumer processes: SIGKILL, SIGSTOP/SIGCONT, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from harness.fleet import Agent, held_tasks
+from harness.history import INFO, INVOKE, OK
+from harness.nemesis.base import NEMESIS, FaultContext, fault, wait_exit
+from harness.plan import FaultEvent
+
+
+def _victim(ctx: FaultContext, event: FaultEvent) -> tuple[int, Agent] | None:
+    slot = int(event.target.removeprefix("consumer-"))
+    agent = ctx.fleet.consumer(slot)
+    if slot in ctx.busy_slots or not agent.alive():
+        ctx.journal.record(NEMESIS, INVOKE, "fault", {"kind": event.kind, "target": agent.name, "held": []})
+        ctx.journal.record(NEMESIS, INFO, "fault", {"error": "target is down"})
+        return None
+    return slot, agent
+
+
+def _start(ctx: FaultContext, event: FaultEvent, agent: Agent) -> None:
+    held = held_tasks(agent.journal)
+    ctx.journal.record(NEMESIS, INVOKE, "fault", {"kind": event.kind, "target": agent.name, "held": held})
+
+
+async def _down_then_replace(
+    ctx: FaultContext, event: FaultEvent, slot: int, agent: Agent, sig: signal.Signals
+) -> None:
+    ctx.busy_slots.add(slot)
+    try:
+        _start(ctx, event, agent)
+        agent.planned_exit = True
+        agent.signal(signal.SIGCONT)  # a paused process must run to handle SIGTERM
+        agent.signal(sig)
+        if not await wait_exit(agent.alive, 15.0):
+            agent.signal(signal.SIGKILL)
+            await wait_exit(agent.alive, 5.0)
+        await asyncio.sleep(event.duration_s)
+        replacement = ctx.fleet.replace_consumer(slot)
+        ctx.journal.record(NEMESIS, OK, "fault", {"restarted": replacement.name})
+    finally:
+        ctx.busy_slots.discard(slot)
+
+
+@fault("kill")
+async def kill(ctx: FaultContext, event: FaultEvent) -> None:
+    """SIGKILL a consumer mid-work; a new one takes its slot after duration_s."""
+    if victim := _victim(ctx, event):
+        await _down_then_replace(ctx, event, *victim, signal.SIGKILL)
+
+
+@fault("term")
+async def term(ctx: FaultContext, event: FaultEvent) -> None:
+    """SIGTERM: the consumer settles what it holds and exits; replaced after duration_s."""
+    if victim := _victim(ctx, event):
+        await _down_then_replace(ctx, event, *victim, signal.SIGTERM)
+
+
+@fault("pause")
+async def pause(ctx: FaultContext, event: FaultEvent) -> None:
+    """SIGSTOP for duration_s, then SIGCONT: past the visibility timeout its leases expire."""
+    victim = _victim(ctx, event)
+    if victim is None:
+        return
+    slot, agent = victim
+    ctx.busy_slots.add(slot)
+    try:
+        _start(ctx, event, agent)
+        agent.signal(signal.SIGSTOP)
+        await asyncio.sleep(event.duration_s)
+        agent.signal(signal.SIGCONT)
+        ctx.journal.record(NEMESIS, OK, "fault", {})
+    finally:
+        ctx.busy_slots.discard(slot)

@@ -1,0 +1,1 @@
+"""Reports of a run: verdict.json (machine-readable), report.md (for people), and figures."""

@@ -1,0 +1,79 @@
+"""Latency and throughput figures from a history.
+
+Latency counts from the time a task was due to be sent (open loop), so a queue
+that stalls producers cannot hide it. Histograms are HDR (microseconds, three
+significant digits): percentiles stay exact in the tail and merge across runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from harness.history import INVOKE, OK, Op, pair_operations
+
+LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3
+PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+def task_times(history: Iterable[Op]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Per task: due time, first delivery time, first successful completion time (ns)."""
+    due: dict[str, int] = {}
+    started: dict[str, int] = {}
+    completed: dict[str, int] = {}
+    for invoke, done in pair_operations(list(history)):
+        if done is None or done["type"] != OK:
+            continue
+        f = invoke["f"]
+        if f == "enqueue" and invoke["type"] == INVOKE:
+            due_ns = invoke["value"].get("due_ns", invoke["time_ns"])
+            for tid, *_ in invoke["value"]["tasks"]:
+                due.setdefault(tid, due_ns)
+        elif f == "deliver":
+            for record in done["value"]["tasks"]:
+                started.setdefault(record[-1] if len(record) > 4 else record[0], done["time_ns"])
+        elif f == "complete" and invoke["type"] == INVOKE:
+            refused = set(done["value"].get("refused", ()))
+            for tid in invoke["value"]["tasks"]:
+                if tid not in refused:
+                    completed.setdefault(tid, done["time_ns"])
+    return due, started, completed
+
+
+def latency_histograms(history: list[Op]) -> dict[str, HdrHistogram]:
+    due, started, completed = task_times(history)
+    histograms = {"enqueue_to_start": new_histogram(), "enqueue_to_complete": new_histogram()}
+    for name, ends in (("enqueue_to_start", started), ("enqueue_to_complete", completed)):
+        histogram = histograms[name]
+        for tid, end in ends.items():
+            if tid in due:
+                histogram.record_value(max(LOWEST_US, (end - due[tid]) // 1000))
+    return histograms
+
+
+def summarize(histogram: HdrHistogram) -> dict[str, Any]:
+    """Percentiles in milliseconds."""
+    if histogram.get_total_count() == 0:
+        return {"count": 0}
+    figures: dict[str, Any] = {"count": histogram.get_total_count()}
+    for p in PERCENTILES:
+        figures[f"p{p:g}"] = histogram.get_value_at_percentile(p) / 1000
+    figures["max"] = histogram.get_max_value() / 1000
+    figures["mean"] = round(histogram.get_mean_value() / 1000, 3)
+    return figures
+
+
+def completions_per_second(history: list[Op], start_ns: int, end_ns: int) -> list[int]:
+    """Successful completions in each second from start_ns to end_ns."""
+    _, _, completed = task_times(history)
+    buckets = [0] * max(1, int((end_ns - start_ns) / 1e9) + 1)
+    for t in completed.values():
+        if start_ns <= t <= end_ns:
+            buckets[int((t - start_ns) / 1e9)] += 1
+    return buckets

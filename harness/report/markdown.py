@@ -1,0 +1,64 @@
+"""report.md: the verdict as people read it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.checkers.base import validity_label
+
+# The figures worth a column in the summary table, per checker.
+KEY_FIGURES = {
+    "delivery": ("enqueued_ok", "completed", "lost", "unexpected", "duplicated", "unexplained", "recovered"),
+    "priority": ("reads_checked", "inversions", "worst_wait_ms"),
+    "order": ("violations",),
+    "dlq": ("dead", "dead_and_completed", "missing_from_dlq", "wrong_error_count"),
+    "retry": ("retries_observed", "resets", "id_changes"),
+    "recovery": ("count", "p50", "p99", "max", "never_redelivered"),
+    "leaks": ("ready", "pending", "delayed", "acked_not_deleted"),
+    "vacuity": ("hit", "missed"),
+}
+
+
+def figure_summary(name: str, figures: dict[str, Any]) -> str:
+    keys = KEY_FIGURES.get(name, tuple(figures)[:5])
+    return ", ".join(f"{k}={_short(figures[k])}" for k in keys if k in figures)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def write_report(folder: Path, verdict: dict[str, Any]) -> None:
+    lines = [
+        f"# {verdict['scenario']} (seed {verdict['seed']}) on {verdict['queue']}: {validity_label(verdict['valid'])}",
+        "",
+        f"- code: `{verdict['code_version']}`; Redis: {verdict['redis'].get('redis_version', '?')} "
+        f"({verdict['redis'].get('provider', '?')}, persistence {verdict['redis'].get('persistence', 'n/a')})",
+        f"- run: {verdict['run']}",
+        f"- faults applied: {verdict['faults']['applied']} of {verdict['faults']['planned']} planned; "
+        f"consumer restarts: {verdict['restarts']}",
+        f"- replay: `{verdict['replay']}`",
+        "",
+        "| checker | verdict | figures |",
+        "|---|---|---|",
+    ]
+    for result in verdict["checkers"]:
+        note = f" ({result['note']})" if result["note"] else ""
+        figures = figure_summary(result["name"], result["figures"])
+        lines.append(f"| {result['name']} | {validity_label(result['valid'])} | {figures}{note} |")
+    throughput = verdict["throughput"]
+    lines += ["", "## Throughput and latency", ""]
+    lines.append(f"- completed during load: {throughput['completed_during_load']} ({throughput['per_second']} tasks/s)")
+    for name, figures in verdict["latency_ms"].items():
+        shown = ", ".join(f"{k} {v}" for k, v in figures.items())
+        lines.append(f"- {name.replace('_', ' ')} (ms): {shown}")
+    anomalies = [(r["name"], a) for r in verdict["checkers"] for a in r["anomalies"]]
+    if anomalies:
+        lines += ["", "## Anomalies (first examples)", ""]
+        lines += [f"- {name}: {example}" for name, example in anomalies[:30]]
+    (folder / "report.md").write_text("\n".join(lines) + "\n")

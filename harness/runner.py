@@ -1,0 +1,211 @@
+"""The runner: a plan's phases, as in Jepsen: setup, load with faults, heal, drain,
+final server-state read, check. Impure by design; nothing here judges the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.adapters import AdapterUnavailable, QueueAdapter, adapter_factory
+from harness.errors import HarnessError, SetupError
+from harness.fleet import Fleet
+from harness.history import INFO, OK, Journal, merge, read_journal, write_history
+from harness.nemesis import FaultContext, heal, run_schedule
+from harness.plan import Plan
+from harness.providers import ExternalRedis, LocalRedis, RedisConfig
+from harness.providers.base import Provider
+from harness.report.verdict import judge_run
+
+RUNNER = "runner"
+Status = Callable[[str], None]
+PRODUCER_GRACE_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    folder: Path
+    verdict: dict[str, Any]
+
+    @property
+    def valid(self) -> bool | None:
+        valid: bool | None = self.verdict["valid"]
+        return valid
+
+
+def new_run_folder(out: Path, plan: Plan) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    tag = plan.queue.replace(":", "-").replace("/", "-")
+    folder = out / f"{stamp}-{plan.scenario.name}-{plan.seed}-{tag}"
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = out / f"{stamp}-{plan.scenario.name}-{plan.seed}-{tag}-{suffix}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def make_provider(plan: Plan, folder: Path) -> Provider:
+    if plan.redis == "local":
+        return LocalRedis(folder / "redis", RedisConfig(persistence=plan.scenario.run.persistence))
+    if plan.redis.startswith(("redis://", "rediss://", "unix://")):
+        return ExternalRedis(plan.redis)
+    raise SetupError(f"--redis {plan.redis!r} is not understood: use local or a redis:// / rediss:// URL")
+
+
+def run(plan: Plan, folder: Path, *, status: Status, journaling: bool = True) -> RunResult:
+    """Execute the plan into `folder`; returns the verdict. Raises HarnessError when the run
+    could not be carried out (then the folder holds error.txt, never a verdict)."""
+    plan.save(folder / "plan.json")
+    provider = make_provider(plan, folder)
+    try:
+        facts = asyncio.run(_execute(plan, folder, provider, status, journaling))
+    except HarnessError as exc:
+        (folder / "error.txt").write_text(f"{exc}\n")
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            provider.stop()
+    history = merge(read_journal(p) for p in sorted((folder / "journals").glob("*.jsonl")))
+    write_history(folder / "history.jsonl", history)
+    (folder / "run.json").write_text(json.dumps(facts, indent=2))
+    status("checking the history")
+    return RunResult(folder, judge_run(folder, plan, history, facts))
+
+
+class _Phases:
+    def __init__(self, journal: Journal, status: Status) -> None:
+        self.journal, self.status, self.times = journal, status, {}
+
+    def enter(self, name: str) -> None:
+        self.times[name] = self.journal.record(RUNNER, OK, "phase", {"name": name})
+        self.status(f"phase: {name}")
+
+    times: dict[str, int]
+
+
+async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status, journaling: bool) -> dict[str, Any]:
+    (folder / "journals").mkdir()
+    journal = Journal(folder / "journals" / "runner.jsonl")
+    phases = _Phases(journal, status)
+    phases.enter("setup")
+    provider.start()
+    adapter = adapter_factory(plan.queue)()
+    try:
+        await adapter.connect(provider.url, plan.queue_name, plan.scenario.queue)
+    except AdapterUnavailable as exc:
+        raise SetupError(f"the queue could not connect to Redis: {exc}") from exc
+    fleet = Fleet(folder, folder / "plan.json", provider.url, journaling)
+    started = datetime.now(UTC).isoformat()
+    with Journal(folder / "journals" / "nemesis.jsonl") as nemesis_journal:
+        ctx = FaultContext(fleet=fleet, journal=nemesis_journal, provider=provider, plan=plan)
+        try:
+            await _load_heal_drain(plan, fleet, ctx, adapter, phases)
+        finally:
+            fleet.stop_all()
+    phases.enter("final")
+    final = await adapter.final_state()
+    journal.record(RUNNER, OK, "final", final.as_value())
+    await adapter.close()
+    journal.close()
+    return {
+        "started_at": started, "redis": provider.describe(), "phases_ns": phases.times,
+        "restarts": fleet.restarts, "faults_applied": ctx.applied, "journaling": journaling,
+    }  # fmt: skip
+
+
+async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter: QueueAdapter, phases: _Phases) -> None:
+    run_settings = plan.scenario.run
+    phases.enter("load")
+    fleet.start(run_settings.producers, run_settings.consumers)
+    start = time.monotonic()
+    load_over = asyncio.Event()
+    nemesis = asyncio.create_task(run_schedule(ctx, start, load_over))
+    progress = _Progress(plan, fleet, adapter, phases.status, start)
+    deadline = start + run_settings.duration_s * 3 + PRODUCER_GRACE_S
+    while not fleet.producers_done() and time.monotonic() < deadline:
+        if time.monotonic() - start >= run_settings.duration_s and nemesis.done():
+            break  # producers paced by `tasks` may run long; faults are over either way
+        await _supervise(fleet, ctx, phases.journal)
+        await progress.tick()
+        await asyncio.sleep(0.05)
+    load_over.set()
+    fleet.stop([p for p in fleet.producers if p.alive()])
+    phases.enter("heal")
+    await nemesis
+    await heal(ctx)
+    phases.enter("drain")
+    await _drain(plan, fleet, ctx, adapter, phases, progress)
+
+
+async def _drain(
+    plan: Plan, fleet: Fleet, ctx: FaultContext, adapter: QueueAdapter, phases: _Phases, progress: _Progress
+) -> None:
+    """Until the queue is empty, or stalled (no change for a while), or the drain deadline."""
+    deadline = time.monotonic() + plan.scenario.run.drain_timeout_s
+    stall_s = max(3.0, 3 * plan.scenario.queue.pending_timeout_s)
+    last: dict[str, int] | None = None
+    last_change = time.monotonic()
+    while time.monotonic() < deadline:
+        await _supervise(fleet, ctx, phases.journal)
+        await progress.tick()
+        try:
+            depth = await adapter.depth()
+        except AdapterUnavailable:
+            await asyncio.sleep(0.2)
+            continue
+        if depth["ready"] + depth["pending"] + depth["delayed"] == 0:
+            return
+        if depth != last:
+            last, last_change = depth, time.monotonic()
+        elif time.monotonic() - last_change > stall_s:
+            phases.status(f"drain stalled for {stall_s:.0f}s with {depth}: moving on")
+            return
+        await asyncio.sleep(0.1)
+    phases.status(f"drain deadline reached with {last}")
+
+
+async def _supervise(fleet: Fleet, ctx: FaultContext, journal: Journal) -> None:
+    """Journal and replace consumers that died on their own (e.g. a poison task)."""
+    for agent in fleet.unexpected_exits():
+        code = agent.process.returncode
+        journal.record(agent.name, INFO, "exit", {"code": code})
+        if code == 2:
+            raise HarnessError(f"{agent.name} could not run (exit 2): see {fleet.folder / 'agents.log'}")
+        if agent.index not in ctx.busy_slots:
+            fleet.replace_consumer(agent.index)
+    for producer in fleet.producers:
+        code = producer.process.poll()
+        if code not in (None, 0) and not producer.planned_exit:
+            raise HarnessError(f"{producer.name} failed (exit {code}): see {fleet.folder / 'agents.log'}")
+
+
+class _Progress:
+    """A status line every few seconds: time, queue depth, completions, faults, restarts."""
+
+    def __init__(self, plan: Plan, fleet: Fleet, adapter: QueueAdapter, status: Status, start: float) -> None:
+        self.plan, self.fleet, self.adapter, self.status, self.start = plan, fleet, adapter, status, start
+        self.next_at = start + 1.0
+
+    async def tick(self) -> None:
+        now = time.monotonic()
+        if now < self.next_at:
+            return
+        self.next_at = now + 2.0
+        try:
+            depth = await self.adapter.depth()
+        except AdapterUnavailable:
+            depth = {}
+        elapsed = now - self.start
+        self.status(
+            f"{elapsed:5.1f}s/{self.plan.scenario.run.duration_s:g}s  completed={depth.get('completed', '?')}  "
+            f"ready={depth.get('ready', '?')} pending={depth.get('pending', '?')} delayed={depth.get('delayed', '?')} "
+            f"dead={depth.get('dead', '?')}  restarts={self.fleet.restarts}"
+        )
