@@ -17,7 +17,9 @@ def backoff_ms(attempt: int, base_ms: float, max_ms: float, jitter: float) -> in
     """
     if not 0 <= jitter < 1:
         raise ValueError(f"jitter must be in [0, 1), got {jitter}")
-    return int(min(max_ms, base_ms * 2**attempt) * (0.5 + 0.5 * jitter))
+    # Float arithmetic, as in Lua: past 2**1023 the product is inf and the cap wins,
+    # where an int 2**attempt would overflow converting to float.
+    return int(min(max_ms, base_ms * 2.0 ** min(attempt, 1023)) * (0.5 + 0.5 * jitter))
 
 
 class Backoff:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from taskq.errors import ConfigError
+
+
+def redacted(url: str) -> str:
+    """`url` with its password replaced by ***, for error messages and logs."""
+    url = re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
 
 
 def open_redis(url: str, *, socket_timeout_s: float) -> aioredis.Redis:
@@ -26,5 +34,6 @@ def open_redis(url: str, *, socket_timeout_s: float) -> aioredis.Redis:
         )
     except ValueError as exc:
         raise ConfigError(
-            f"invalid Redis URL {url!r} ({exc}); use redis://[user:password@]host:port/db or rediss:// for TLS"
+            f"invalid Redis URL {redacted(url)!r} ({exc}); "
+            "use redis://[user:password@]host:port/db or rediss:// for TLS"
         ) from exc

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgpack
+from redis.exceptions import ResponseError
 
-from taskq.errors import DecodeError
-from taskq.task import Task, decode_task, field_map
+from taskq.errors import ConfigError, DecodeError
+from taskq.scripts import UNAVAILABLE, unavailable, wrong_key_type
+from taskq.task import Task, decode_task, field_map, is_entry_id
 
 if TYPE_CHECKING:
     from taskq.queue import TaskQueue
@@ -56,6 +59,15 @@ def parse_dead_letter(entry_id: bytes, fields: list[bytes] | Mapping[bytes, byte
     )
 
 
+def _check_entry_ids(entry_ids: list[str]) -> None:
+    for entry_id in entry_ids:
+        if not is_entry_id(entry_id):
+            raise ConfigError(
+                f"{entry_id!r} is not a DLQ entry id (like 1700000000000-0); "
+                "`taskq dlq list` or dlq.entries() shows them"
+            )
+
+
 def _text(value: bytes) -> str:
     return value.decode("utf-8", "replace")
 
@@ -66,13 +78,29 @@ class DeadLetters:
     def __init__(self, queue: TaskQueue) -> None:
         self._queue = queue
 
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[None]:
+        """Raise taskq's errors, not redis-py's, from the direct reads below."""
+        try:
+            yield
+        except ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            keys = self._queue.keys
+            foreign = await self._queue.library.foreign_keys()
+            raise wrong_key_type(keys, foreign or [keys.dlq], str(exc)) from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc, "reading the dead-letter queue") from exc
+
     async def length(self) -> int:
-        length: int = await self._queue.redis.xlen(self._queue.keys.dlq)
+        async with self._reading():
+            length: int = await self._queue.redis.xlen(self._queue.keys.dlq)
         return length
 
     async def entries(self, count: int = 100, *, start: str = "-") -> list[DeadLetter]:
         """Up to `count` entries, oldest first, from entry id `start` on."""
-        found: Any = await self._queue.redis.xrange(self._queue.keys.dlq, min=start, count=count)
+        async with self._reading():
+            found: Any = await self._queue.redis.xrange(self._queue.keys.dlq, min=start, count=count)
         return [parse_dead_letter(entry_id, fields) for entry_id, fields in found]
 
     async def all(self) -> list[DeadLetter]:
@@ -84,7 +112,9 @@ class DeadLetters:
         return found
 
     async def get(self, entry_id: str) -> DeadLetter | None:
-        found: Any = await self._queue.redis.xrange(self._queue.keys.dlq, min=entry_id, max=entry_id)
+        _check_entry_ids([entry_id])
+        async with self._reading():
+            found: Any = await self._queue.redis.xrange(self._queue.keys.dlq, min=entry_id, max=entry_id)
         return parse_dead_letter(*found[0]) if found else None
 
     async def find(self, task_id: str) -> list[DeadLetter]:
@@ -98,6 +128,7 @@ class DeadLetters:
         (malformed) entries stay, as they cannot run.
         """
         ids = entry_ids if entry_ids is not None else [d.entry_id for d in await self.all() if d.task is not None]
+        _check_entry_ids(ids)
         requeued = 0
         for start in range(0, len(ids), 500):
             statuses = await self._queue.library.requeue_dead(self._queue.settings.group, ids[start : start + 500])
@@ -106,9 +137,4 @@ class DeadLetters:
 
     async def purge(self) -> int:
         """Delete every DLQ entry; returns how many there were."""
-        redis, key = self._queue.redis, self._queue.keys.dlq
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.xlen(key)
-            pipe.delete(key)
-            length, _ = await pipe.execute()
-        return int(length)
+        return await self._queue.library.purge_dead()

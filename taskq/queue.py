@@ -20,10 +20,10 @@ from types import TracebackType
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from taskq.codec import codec_tag
-from taskq.connection import open_redis
+from taskq.connection import open_redis, redacted
 from taskq.dlq import DeadLetters
 from taskq.errors import ConfigError, DecodeError, LeaseLost, NotConnected, RedisUnavailable, WrongKeyType
 from taskq.keys import QueueKeys
@@ -137,9 +137,20 @@ class TaskQueue:
                 self.events["functions_loaded"] += 1
             for stream in self.keys.streams:
                 await self._create_group(stream)
+        except AuthenticationError as exc:  # a ConnectionError to redis-py: retried like one
+            raise RedisUnavailable(
+                f"Redis at {redacted(self.redis_url)} refused the login ({exc}); "
+                "check the user name and password in the URL (redis://user:password@host:port/db)"
+            ) from exc
+        except NoPermissionError as exc:
+            raise ConfigError(
+                f"the Redis user of {redacted(self.redis_url)} may not run a command taskq needs ({exc}); "
+                "grant it with ACL SETUSER, or load the Functions library once as an admin "
+                "if the user may not run FUNCTION LOAD"
+            ) from exc
         except UNAVAILABLE as exc:
             raise RedisUnavailable(
-                f"cannot reach Redis at {self.redis_url} ({type(exc).__name__}: {exc}); "
+                f"cannot reach Redis at {redacted(self.redis_url)} ({type(exc).__name__}: {exc}); "
                 "start redis-server or fix the URL (redis://host:port, rediss:// for TLS)"
             ) from exc
         run_id = str(info.get("run_id", ""))
@@ -187,7 +198,7 @@ class TaskQueue:
             task_id=task_id or new_task_id(),
             task_type=task_type,
             payload=payload,
-            priority=TaskPriority(priority),
+            priority=_priority(priority),
             max_retries=max_retries,
             timeout=timeout,
             retry_count=retry_count,
@@ -440,7 +451,16 @@ class TaskQueue:
         return self._lib()
 
 
+def _priority(value: TaskPriority | int) -> TaskPriority:
+    try:
+        return TaskPriority(value)
+    except ValueError:
+        names = ", ".join(f"{p.value} ({p.name})" for p in TaskPriority)
+        raise ConfigError(f"priority must be one of {names}; got {value!r}") from None
+
+
 def _check_task(task: Task) -> None:
+    task.priority = _priority(task.priority)
     if not isinstance(task.task_type, str) or not task.task_type:
         raise ConfigError(f"task_type must be a non-empty string, got {task.task_type!r}")
     if task.max_retries < 0 or task.retry_count < 0:

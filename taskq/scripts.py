@@ -22,6 +22,8 @@ from taskq.keys import QueueKeys
 LIBRARY_NAME: Final = "taskq"
 LIBRARY_SOURCE: Final = (files("taskq") / "taskq.lua").read_text(encoding="utf-8")
 UNAVAILABLE: Final = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
+# The Redis type of each key in QueueKeys.function_keys order: streams p0..p3, delayed, dlq, stats.
+KEY_TYPES: Final = ("stream", "stream", "stream", "stream", "zset", "stream", "hash")
 
 Args = Sequence[str | bytes | int | float]
 
@@ -30,6 +32,14 @@ def unavailable(exc: BaseException, doing: str) -> RedisUnavailable:
     return RedisUnavailable(
         f"Redis did not answer while {doing} ({type(exc).__name__}: {exc}); "
         "check that it runs and the URL is right; the outcome of a write in flight is unknown"
+    )
+
+
+def wrong_key_type(keys: QueueKeys, foreign: list[str], message: str) -> WrongKeyType:
+    named = ", ".join(foreign) or f"a key under {keys.prefix}"
+    return WrongKeyType(
+        f"queue {keys.name!r} cannot use {named}: wrong Redis type ({message}); "
+        f"taskq owns every key under {keys.prefix}: delete or rename the foreign key"
     )
 
 
@@ -67,16 +77,28 @@ class Library:
         except UNAVAILABLE as exc:
             raise unavailable(exc, f"calling {function}") from exc
         except ResponseError as exc:
-            raise self._translate(exc, function) from exc
+            raise await self._translate(exc, function) from exc
 
-    def _translate(self, exc: ResponseError, function: str) -> TaskqError:
+    async def _translate(self, exc: ResponseError, function: str) -> TaskqError:
         message = str(exc)
         if "WRONGTYPE" in message:
-            return WrongKeyType(
-                f"a key of queue {self._key_names.name!r} holds the wrong Redis type ({message}); "
-                f"taskq owns every key under {self._key_names.prefix}: delete or rename the foreign key"
-            )
+            return wrong_key_type(self._key_names, await self.foreign_keys(), message)
         return TaskqError(f"{function} failed in Redis: {message}")
+
+    async def foreign_keys(self) -> list[str]:
+        """The queue's keys that exist with a Redis type taskq does not use for them."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in self._keys:
+                    pipe.type(key)
+                kinds: list[bytes] = await pipe.execute()
+        except (*UNAVAILABLE, ResponseError):
+            return []  # only a better message was at stake
+        return [
+            f"{key} (a {kind.decode()}, not a {expected})"
+            for key, kind, expected in zip(self._keys, kinds, KEY_TYPES, strict=True)
+            if kind.decode() not in ("none", expected)
+        ]
 
     async def enqueue(self, group: str, now: str, items: Args) -> int:
         added: int = await self.call("taskq_enqueue", [group, now, *items])
@@ -117,6 +139,10 @@ class Library:
     async def requeue_dead(self, group: str, entry_ids: Args) -> list[int]:
         statuses: list[int] = await self.call("taskq_requeue_dead", [group, *entry_ids])
         return statuses
+
+    async def purge_dead(self) -> int:
+        purged: int = await self.call("taskq_purge_dead", [])
+        return purged
 
     async def stats(self, group: str) -> list[Any]:
         reply: list[Any] = await self.call("taskq_stats", [group])

@@ -45,9 +45,9 @@ class QueueSettings:
             if not value > 0:
                 raise ConfigError(f"{option} must be positive, got {value!r}")
         for option, value in {"retry_base_delay_s": self.retry_base_delay_s, "block_ms": self.block_ms}.items():
-            if value < 0:
+            if not value >= 0:  # written so that NaN fails too
                 raise ConfigError(f"{option} must be zero or positive, got {value!r}")
-        if self.retry_max_delay_s < self.retry_base_delay_s:
+        if not self.retry_max_delay_s >= self.retry_base_delay_s:
             raise ConfigError("retry_max_delay_s must be at least retry_base_delay_s")
         if self.block_ms >= self.socket_timeout_s * 1000:
             raise ConfigError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -11,6 +12,13 @@ from typing import Any, NamedTuple
 
 from taskq.codec import decode_payload, encode_payload
 from taskq.errors import DecodeError, PayloadTooLarge, ReceiptError
+
+_ENTRY_ID = re.compile(r"[0-9]+-[0-9]+")
+
+
+def is_entry_id(text: str) -> bool:
+    """True for a complete stream entry id, like 1700000000000-0."""
+    return _ENTRY_ID.fullmatch(text) is not None
 
 
 class TaskPriority(IntEnum):
@@ -76,6 +84,11 @@ class Receipt(NamedTuple):
             ) from None
         if not 0 <= receipt.priority <= 3 or not receipt.consumer:
             raise ReceiptError(f"{text!r} is not a taskq receipt (priority 0-3 and a consumer are required)")
+        if not is_entry_id(receipt.entry_id) or receipt.deliveries < 1:
+            raise ReceiptError(
+                f"{text!r} is not a taskq receipt (it needs a stream entry id like 1700000000000-0 "
+                "and a delivery count of at least 1)"
+            )
         return receipt
 
 

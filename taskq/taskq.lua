@@ -39,6 +39,14 @@ local function add_ready(keys, group, prio, fields)
   return redis.call('XADD', stream, '*', unpack(fields))
 end
 
+-- The first n bytes of s, backed off to a UTF-8 character boundary: a cut in the
+-- middle of a character would leave the entry's JSON unreadable.
+local function cut_utf8(s, n)
+  if #s <= n then return s end
+  while n > 0 and bit.band(string.byte(s, n + 1), 0xC0) == 0x80 do n = n - 1 end
+  return string.sub(s, 1, n)
+end
+
 local function is_error(reply)
   return type(reply) == 'table' and reply.err ~= nil
 end
@@ -47,7 +55,8 @@ local function read_group(keys, prio, group, consumer, count)
   local stream = keys[prio + 1]
   local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
   if is_error(reply) then
-    if not string.find(reply.err, 'NOGROUP', 1, true) then return redis.error_reply(reply.err) end
+    -- Raise (a returned error_reply would be iterated as an empty batch): WRONGTYPE, NOPERM.
+    if not string.find(reply.err, 'NOGROUP', 1, true) then error(reply) end
     -- Group lost under us: recreate it at 0 so entries still in the stream are served.
     if redis.call('EXISTS', stream) == 1 then redis.call('HINCRBY', keys[STATS], 'groups_recreated', 1) end
     redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
@@ -57,9 +66,18 @@ local function read_group(keys, prio, group, consumer, count)
   return reply[1][2]
 end
 
+-- XPENDING, or nil when the stream or its group does not exist (NOGROUP). Other
+-- errors (WRONGTYPE, NOPERM) are raised: never taken for "nothing pending".
+local function xpending(stream, group, ...)
+  local reply = redis.pcall('XPENDING', stream, group, ...)
+  if not is_error(reply) then return reply end
+  if string.find(reply.err, 'NOGROUP', 1, true) then return nil end
+  error(reply)
+end
+
 local function lease_status(stream, group, id, deliveries, consumer)
-  local pending = redis.pcall('XPENDING', stream, group, id, id, 1)
-  if is_error(pending) or #pending == 0 then return NOT_PENDING end
+  local pending = xpending(stream, group, id, id, 1)
+  if pending == nil or #pending == 0 then return NOT_PENDING end
   local entry = pending[1]
   if entry[2] ~= consumer or entry[4] ~= tonumber(deliveries) then return LEASE_LOST end
   return OWNED
@@ -115,10 +133,11 @@ local function is_task(fields)
 end
 
 -- Moves an entry's fields to the DLQ. Task entries keep their fields (requeue needs
--- them); anything else is kept verbatim, msgpack-packed, under `raw`.
-local function dead_letter(keys, prio, id, fields, reason, now)
+-- them); anything else, and anything the caller found unreadable (`verbatim`), is
+-- kept as it was, msgpack-packed, under `raw`: requeue refuses those.
+local function dead_letter(keys, prio, id, fields, reason, now, verbatim)
   local dead
-  if is_task(fields) then
+  if is_task(fields) and not verbatim then
     dead = with_field(fields, '_reason', reason)
   else
     dead = { 'raw', cmsgpack.pack(fields), '_reason', reason }
@@ -157,8 +176,24 @@ local function wait_for_due(keys, now)
   return math.max(0, tonumber(first[2]) - now)
 end
 
+-- The Redis type of each key, in KEYS order.
+local KEY_TYPES = { 'stream', 'stream', 'stream', 'stream', 'zset', 'stream', 'hash' }
+
+-- Raises WRONGTYPE naming the first key that holds a foreign type. Called before
+-- the first write: Redis keeps the writes of a function that fails midway, and an
+-- enqueue that raised must not have stored part of its batch (callers retry it).
+local function check_key_types(keys)
+  for i, expected in ipairs(KEY_TYPES) do
+    local kind = redis.call('TYPE', keys[i])['ok']
+    if kind ~= 'none' and kind ~= expected then
+      error({ err = 'WRONGTYPE ' .. keys[i] .. ' holds a ' .. kind .. ', not a ' .. expected })
+    end
+  end
+end
+
 -- ARGV: group, now_ms, then per task: priority, due_ms (0 = now), field count, fields...
 local function enqueue(keys, args)
+  check_key_types(keys)
   local group, now = args[1], now_ms(args[2])
   local i, added = 3, 0
   while i <= #args do
@@ -222,7 +257,7 @@ local function fail(keys, args)
     local fields = status == OWNED and entry_fields(stream, id) or nil
     if status == OWNED and fields == nil then status = NOT_PENDING; redis.call('XACK', stream, group, id) end
     if fields ~= nil then
-      local message = string.sub(args[i + 4], 1, MAX_ERROR_BYTES)
+      local message = cut_utf8(args[i + 4], MAX_ERROR_BYTES)
       if not is_task(fields) then
         dead_letter(keys, prio, id, fields, message, now)
         status = 3
@@ -261,7 +296,7 @@ local function bury(keys, args)
     local status = lease_status(stream, group, id, args[i + 2], args[i + 3])
     if status == OWNED then
       local fields = entry_fields(stream, id)
-      if fields ~= nil then dead_letter(keys, prio, id, fields, args[i + 4], now) end
+      if fields ~= nil then dead_letter(keys, prio, id, fields, args[i + 4], now, true) end
       settle(stream, group, id)
     end
     statuses[#statuses + 1] = status
@@ -315,8 +350,8 @@ local function reclaim(keys, args)
   local out, recovered = {}, 0
   for prio = 0, 3 do
     local stream = keys[prio + 1]
-    local pending = redis.pcall('XPENDING', stream, group, 'IDLE', min_idle, '-', '+', count)
-    if not is_error(pending) then
+    local pending = xpending(stream, group, 'IDLE', min_idle, '-', '+', count)
+    if pending ~= nil then
       for _, entry in ipairs(pending) do
         local id, deliveries = entry[1], entry[4]
         local fields = entry_fields(stream, id)
@@ -373,6 +408,14 @@ local function requeue_dead(keys, args)
   return statuses
 end
 
+-- No ARGV. Deletes the DLQ; returns how many entries it held. XLEN runs first, so a
+-- foreign key under the DLQ's name raises WRONGTYPE and is left alone.
+local function purge_dead(keys, args)
+  local length = redis.call('XLEN', keys[DLQ])
+  redis.call('DEL', keys[DLQ])
+  return length
+end
+
 -- ARGV: group. Reply: ready stream lengths p0..p3, pending counts p0..p3, delayed
 -- count, DLQ length, then the stats hash as field/value pairs. Missing keys are 0.
 local function stats(keys, args)
@@ -380,8 +423,8 @@ local function stats(keys, args)
   local out = {}
   for prio = 0, 3 do out[#out + 1] = redis.call('XLEN', keys[prio + 1]) end
   for prio = 0, 3 do
-    local summary = redis.pcall('XPENDING', keys[prio + 1], group)
-    out[#out + 1] = is_error(summary) and 0 or summary[1]
+    local summary = xpending(keys[prio + 1], group)
+    out[#out + 1] = summary == nil and 0 or summary[1]
   end
   out[#out + 1] = redis.call('ZCARD', keys[DELAYED])
   out[#out + 1] = redis.call('XLEN', keys[DLQ])
@@ -399,4 +442,5 @@ redis.register_function('taskq_release', release)
 redis.register_function('taskq_reclaim', reclaim)
 redis.register_function('taskq_promote', promote_due)
 redis.register_function('taskq_requeue_dead', requeue_dead)
+redis.register_function('taskq_purge_dead', purge_dead)
 redis.register_function { function_name = 'taskq_stats', callback = stats, flags = { 'no-writes' } }

@@ -110,7 +110,8 @@ class LocalRedis:
         if cfg.password is not None:
             cmd += ["--requirepass", cfg.password]
         for name, password, rules in cfg.acl_users:
-            cmd += ["--user", f"{name} on >{password} {rules}"]
+            # Each token its own argument: redis-server reads one argument as one word.
+            cmd += ["--user", name, "on", f">{password}", *rules.split()]
         return cmd + list(cfg.extra_args)
 
     def start(self) -> None:
