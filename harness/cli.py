@@ -31,8 +31,8 @@ from harness.scenario import list_scenarios, load_scenario
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT = {True: 0, False: 1, None: 2}
 DEFAULT_OUT = Path("reports/runs")
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, width=160)
+out = Console(highlight=False, width=160)
 
 
 def one_line_errors(command: F) -> F:

@@ -114,16 +114,26 @@ class Fleet:
         self.stop([*self.producers, *self.consumers.values()])
 
 
-def held_tasks(journal: Path, tail_bytes: int = 1 << 20) -> list[str]:
-    """Tasks a consumer holds now, read from the end of its journal: those of its last
-    delivery that it has not yet started to ack or fail."""
+@dataclass(frozen=True, slots=True)
+class ConsumerState:
+    """What a consumer is doing, as its journal says: the tasks it holds, and whether it
+    is in the middle of settling (an ack or fail sent, its reply not yet journaled)."""
+
+    held: list[str]
+    settling: bool
+
+
+def consumer_state(journal: Path, tail_bytes: int = 1 << 20) -> ConsumerState:
+    """Read from the end of the consumer's journal: held = its last delivery minus what it
+    has acked or failed (with a reply)."""
     try:
         with journal.open("rb") as f:
             f.seek(max(0, journal.stat().st_size - tail_bytes))
             lines = f.read().split(b"\n")
     except FileNotFoundError:
-        return []
+        return ConsumerState([], False)
     held: list[str] = []
+    settling: set[str] = set()
     for line in lines:  # the first line may be cut by the seek: it fails to parse and is skipped
         try:
             op = orjson.loads(line)
@@ -131,7 +141,10 @@ def held_tasks(journal: Path, tail_bytes: int = 1 << 20) -> list[str]:
             continue
         if op["f"] == "deliver" and op["type"] == "ok":
             held = [t[0] for t in op["value"]["tasks"]]
-        elif op["f"] in ("complete", "fail") and op["type"] == "invoke":
-            settling = {t if isinstance(t, str) else t[0] for t in op["value"]["tasks"]}
-            held = [t for t in held if t not in settling]
-    return held
+        elif op["f"] in ("complete", "fail"):
+            if op["type"] == "invoke":  # still held until the reply says the queue has them
+                settling = {t if isinstance(t, str) else t[0] for t in op["value"]["tasks"]}
+            else:
+                held = [t for t in held if t not in settling]
+                settling = set()
+    return ConsumerState(held, bool(settling))

@@ -21,6 +21,7 @@ class FaultEvent:
     kind: str
     target: str
     duration_s: float
+    aim: str = "holding"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,8 +37,8 @@ class Plan:
         return {
             "format": PLAN_FORMAT, "seed": self.seed, "queue": self.queue, "redis": self.redis,
             "queue_name": self.queue_name, "scenario": self.scenario.as_dict(),
-            "faults": [{"at_s": f.at_s, "kind": f.kind, "target": f.target, "duration_s": f.duration_s}
-                       for f in self.faults],
+            "faults": [{"at_s": f.at_s, "kind": f.kind, "target": f.target, "duration_s": f.duration_s,
+                        "aim": f.aim} for f in self.faults],
         }  # fmt: skip
 
     def save(self, path: Path) -> None:
@@ -89,7 +90,9 @@ def _schedule(spec: FaultSpec, scenario: Scenario, rng: random.Random) -> list[F
         if not times and end > start:  # a short run still gets its fault: never vacuous by design
             times = [round(rng.uniform(start, end), 3)]
     return [
-        FaultEvent(at_s=t, kind=spec.kind, target=_target(spec.target, scenario, rng), duration_s=spec.duration_s)
+        FaultEvent(
+            at_s=t, kind=spec.kind, target=_target(spec.target, scenario, rng), duration_s=spec.duration_s, aim=spec.aim
+        )
         for t in times
     ]
 

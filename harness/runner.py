@@ -131,8 +131,6 @@ async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter:
     progress = _Progress(plan, fleet, adapter, phases.status, start)
     deadline = start + run_settings.duration_s * 3 + PRODUCER_GRACE_S
     while not fleet.producers_done() and time.monotonic() < deadline:
-        if time.monotonic() - start >= run_settings.duration_s and nemesis.done():
-            break  # producers paced by `tasks` may run long; faults are over either way
         await _supervise(fleet, ctx, phases.journal)
         await progress.tick()
         await asyncio.sleep(0.05)

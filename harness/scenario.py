@@ -18,6 +18,7 @@ from harness.errors import ScenarioError
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 WORKER_FAULTS = ("kill", "pause", "term")
+FAULT_AIMS = ("holding", "settling", "any")
 T = TypeVar("T")
 
 
@@ -82,6 +83,9 @@ class FaultSpec:
     duration_s: float = 0.5
     # Which processes: "consumer" (a random one each time) or "consumer-N".
     target: str = "consumer"
+    # When to strike: once the victim holds tasks ("holding"), while it settles them
+    # ("settling": an ack or fail in flight), or at once ("any").
+    aim: str = "holding"
 
     def validate(self) -> None:
         _require(self.kind in WORKER_FAULTS, f"faults.kind {self.kind!r} is unknown: use one of {WORKER_FAULTS}")
@@ -89,6 +93,7 @@ class FaultSpec:
         _require(self.every_s is None or self.every_s > 0, "faults.every_s must be positive")
         _require(self.duration_s >= 0, "faults.duration_s must not be negative")
         _require(self.target == "consumer" or self.target.startswith("consumer-"), "faults.target: consumer[-N]")
+        _require(self.aim in FAULT_AIMS, f"faults.aim {self.aim!r} is unknown: use one of {FAULT_AIMS}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -33,7 +33,8 @@ class TaskSpec:
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """A task as a consumer received it. `handle` is the adapter's own token for ack/fail."""
+    """A task as a consumer received it. `handle` is the adapter's own token for ack/fail
+    (for taskq adapters: the taskq Delivery, with its receipt)."""
 
     tid: str
     priority: int

@@ -9,6 +9,7 @@ find each bug, named by the checker that catches it.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from harness.adapters.base import AdapterUnavailable, Delivered
@@ -42,12 +43,15 @@ class _RawCommands(TaskqAdapter):
         commands: list[tuple[Any, ...]] = [("XACK", stream, group, entry_id)]
         return [*commands, ("XDEL", stream, entry_id)] if delete else commands
 
-    def _retry_fields(self, delivered: Delivered, *, task_id: str, retry_count: int) -> list[Any]:
+    def _retry_fields(self, delivered: Delivered, *, task_id: str, retry_count: int, error: str = "") -> list[Any]:
+        """The fields of a retry of `delivered`, with this attempt's error added to its history."""
         task = Task(
             task_id, "harness", delivered.payload, priority=TaskPriority(delivered.priority),
             max_retries=delivered.max_retries, timeout=600, retry_count=retry_count,
         )  # fmt: skip
-        return encode_task(task, b"j", self.queue.settings.max_payload_bytes)
+        fields = encode_task(task, b"j", self.queue.settings.max_payload_bytes)
+        history = [*delivered.handle.task.errors, {"attempt": delivered.attempt + 1, "error": error}]
+        return [*fields, "errors", json.dumps(history)]
 
 
 class AckWrongStream(_RawCommands):
@@ -56,7 +60,7 @@ class AckWrongStream(_RawCommands):
     name = "taskq-mutant:ack-wrong-stream"
 
     async def complete(self, consumer: str, delivered: list[Delivered]) -> list[bool]:
-        commands = [c for d in delivered for c in self._settle_commands(0, d.handle.entry_id)]
+        commands = [c for d in delivered for c in self._settle_commands(0, d.handle.receipt.entry_id)]
         await self._raw(commands)
         return [True] * len(delivered)
 
@@ -67,7 +71,9 @@ class NoDelete(_RawCommands):
     name = "taskq-mutant:no-delete"
 
     async def complete(self, consumer: str, delivered: list[Delivered]) -> list[bool]:
-        commands = [c for d in delivered for c in self._settle_commands(d.priority, d.handle.entry_id, delete=False)]
+        commands = [
+            c for d in delivered for c in self._settle_commands(d.priority, d.handle.receipt.entry_id, delete=False)
+        ]
         await self._raw(commands)
         return [True] * len(delivered)
 
@@ -82,7 +88,7 @@ class RetryReset(_RawCommands):
         for delivered, _ in failed:
             fields = self._retry_fields(delivered, task_id=new_task_id(), retry_count=0)
             commands.append(("XADD", self._stream(delivered.priority), "*", *fields))
-            commands += self._settle_commands(delivered.priority, delivered.handle.entry_id)
+            commands += self._settle_commands(delivered.priority, delivered.handle.receipt.entry_id)
         await self._raw(commands)
         return ["retried"] * len(failed)
 
@@ -97,14 +103,19 @@ class SplitFail(_RawCommands):
     gap_s = 0.005
 
     async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
-        retried = [d for d, _ in failed if d.attempt < d.max_retries]
+        retried = [(d, error) for d, error in failed if d.attempt < d.max_retries]
         re_adds = [
-            ("XADD", self._stream(d.priority), "*", *self._retry_fields(d, task_id=d.tid, retry_count=d.attempt + 1))
-            for d in retried
+            (
+                "XADD",
+                self._stream(d.priority),
+                "*",
+                *self._retry_fields(d, task_id=d.tid, retry_count=d.attempt + 1, error=e),
+            )
+            for d, e in retried
         ]
         await self._raw(re_adds)
         await asyncio.sleep(self.gap_s)
-        await self._raw([c for d in retried for c in self._settle_commands(d.priority, d.handle.entry_id)])
+        await self._raw([c for d, _ in retried for c in self._settle_commands(d.priority, d.handle.receipt.entry_id)])
         dead = [(d, error) for d, error in failed if d.attempt >= d.max_retries]
         if dead:
             await super().fail(consumer, dead)
@@ -125,13 +136,13 @@ class ReceiptMap(_RawCommands):
         found = await super().consume(consumer, count)
         for delivered in found:
             if delivered.deliveries == 1:  # read by XREADGROUP here; reclaimed entries are not mapped
-                self._stream_of[delivered.handle.entry_id] = delivered.priority
+                self._stream_of[delivered.handle.receipt.entry_id] = delivered.priority
         return found
 
     async def complete(self, consumer: str, delivered: list[Delivered]) -> list[bool]:
         commands = []
         for d in delivered:
-            receipt: Receipt = d.handle
+            receipt: Receipt = d.handle.receipt
             priority = self._stream_of.pop(receipt.entry_id, _NORMAL)
             commands += self._settle_commands(priority, receipt.entry_id)
         await self._raw(commands)

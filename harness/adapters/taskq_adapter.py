@@ -95,19 +95,19 @@ class TaskqAdapter:
             max_retries=task.max_retries,
             deliveries=delivery.receipt.deliveries,
             payload=task.payload,
-            handle=delivery.receipt,
+            handle=delivery,
         )
 
     async def complete(self, consumer: str, delivered: list[Delivered]) -> list[bool]:
         try:
-            outcomes = await self.queue.ack([d.handle for d in delivered])
+            outcomes = await self.queue.ack([d.handle.receipt for d in delivered])
         except RedisUnavailable as exc:
             raise AdapterUnavailable(str(exc)) from exc
         return [o is Outcome.DONE for o in outcomes]
 
     async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
         try:
-            outcomes = await self.queue.fail([(d.handle, error) for d, error in failed])
+            outcomes = await self.queue.fail([(d.handle.receipt, error) for d, error in failed])
         except RedisUnavailable as exc:
             raise AdapterUnavailable(str(exc)) from exc
         return [_FAIL_OUTCOMES.get(o, "refused") for o in outcomes]

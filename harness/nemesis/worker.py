@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
-from harness.fleet import Agent, held_tasks
+from harness.fleet import Agent, ConsumerState, consumer_state
 from harness.history import INFO, INVOKE, OK
 from harness.nemesis.base import NEMESIS, FaultContext, fault, wait_exit
 from harness.plan import FaultEvent
@@ -21,8 +22,30 @@ def _victim(ctx: FaultContext, event: FaultEvent) -> tuple[int, Agent] | None:
     return slot, agent
 
 
-def _start(ctx: FaultContext, event: FaultEvent, agent: Agent) -> None:
-    held = held_tasks(agent.journal)
+def _on_target(aim: str, state: ConsumerState) -> bool:
+    if aim == "settling":
+        return state.settling
+    return aim == "any" or bool(state.held)
+
+
+async def _aim(agent: Agent, aim: str, patience_s: float = 1.0) -> list[str]:
+    """Wait (briefly) until the victim is where the fault should hit; returns what it holds.
+
+    A consumer spends part of its time waiting for work, and striking then proves
+    nothing: "holding" waits until it holds tasks, "settling" until an ack or fail
+    is in flight (where a two-step settle can be split). After `patience_s` it
+    strikes anyway.
+    """
+    deadline = time.monotonic() + patience_s
+    state = consumer_state(agent.journal)
+    while not _on_target(aim, state) and time.monotonic() < deadline and agent.alive():
+        await asyncio.sleep(0.001)
+        state = consumer_state(agent.journal)
+    return state.held
+
+
+async def _start(ctx: FaultContext, event: FaultEvent, agent: Agent) -> None:
+    held = await _aim(agent, event.aim)
     ctx.journal.record(NEMESIS, INVOKE, "fault", {"kind": event.kind, "target": agent.name, "held": held})
 
 
@@ -31,7 +54,7 @@ async def _down_then_replace(
 ) -> None:
     ctx.busy_slots.add(slot)
     try:
-        _start(ctx, event, agent)
+        await _start(ctx, event, agent)
         agent.planned_exit = True
         agent.signal(signal.SIGCONT)  # a paused process must run to handle SIGTERM
         agent.signal(sig)
@@ -68,7 +91,7 @@ async def pause(ctx: FaultContext, event: FaultEvent) -> None:
     slot, agent = victim
     ctx.busy_slots.add(slot)
     try:
-        _start(ctx, event, agent)
+        await _start(ctx, event, agent)
         agent.signal(signal.SIGSTOP)
         await asyncio.sleep(event.duration_s)
         agent.signal(signal.SIGCONT)

@@ -9,12 +9,22 @@ from harness.checkers.base import validity_label
 
 # The figures worth a column in the summary table, per checker.
 KEY_FIGURES = {
-    "delivery": ("enqueued_ok", "completed", "lost", "unexpected", "duplicated", "unexplained", "recovered"),
+    "delivery": (
+        "enqueued_ok",
+        "completed",
+        "dead",
+        "lost",
+        "unexpected",
+        "duplicated_explained",
+        "duplicated_unexplained",
+        "recovered",
+        "re_executed",
+    ),
     "priority": ("reads_checked", "inversions", "worst_wait_ms"),
     "order": ("violations",),
     "dlq": ("dead", "dead_and_completed", "missing_from_dlq", "wrong_error_count"),
-    "retry": ("retries_observed", "resets", "id_changes"),
-    "recovery": ("count", "p50", "p99", "max", "never_redelivered"),
+    "retry": ("retries_observed", "resets", "id_changes", "attempts_without_failure"),
+    "recovery": ("count", "p50_s", "p99_s", "max_s", "never_redelivered"),
     "leaks": ("ready", "pending", "delayed", "acked_not_deleted"),
     "vacuity": ("hit", "missed"),
 }
