@@ -35,6 +35,8 @@ from taskq.task import Delivery, Receipt, Task, TaskPriority, decode_task, encod
 log = logging.getLogger("taskq")
 
 _ENQUEUE_CHUNK = 1000
+# Receipts per ack call: bounded so a function call never runs long on the server.
+_SETTLE_CHUNK = 1000
 
 
 class Outcome(IntEnum):
@@ -214,20 +216,19 @@ class TaskQueue:
         """
         if delay_s < 0:
             raise ConfigError(f"delay_s must be zero or positive, got {delay_s}")
-        due = "0" if delay_s == 0 else str(self._due_ms(delay_s))
+        due = 0 if delay_s == 0 else self._due_ms(delay_s)
         tag, limit = self._codec_tag, self.settings.max_payload_bytes
         ids: list[str] = []
-        args: list[str | bytes | int | float] = []
+        batch: list[tuple[int, int, list[bytes | str]]] = []
         for task in tasks:
             _check_task(task)
-            fields = encode_task(task, tag, limit)
-            args += (int(task.priority), due, len(fields), *fields)
+            batch.append((int(task.priority), due, encode_task(task, tag, limit)))
             ids.append(task.task_id)
-            if len(ids) % _ENQUEUE_CHUNK == 0:
-                await self._lib().enqueue(self.settings.group, self._now(), args)
-                args = []
-        if args:
-            await self._lib().enqueue(self.settings.group, self._now(), args)
+            if len(batch) == _ENQUEUE_CHUNK:
+                await self._lib().enqueue(self.settings.group, self._now(), batch)
+                batch = []
+        if batch:
+            await self._lib().enqueue(self.settings.group, self._now(), batch)
         return ids
 
     enqueue_many = add_tasks
@@ -364,20 +365,16 @@ class TaskQueue:
 
     async def ack(self, receipts: Sequence[str | Receipt]) -> list[Outcome]:
         """Complete many deliveries in one round trip; an Outcome per receipt, never raises LeaseLost."""
-        args: list[str | int] = []
-        for text in receipts:
-            receipt = Receipt.parse(text)
-            args += (receipt.priority, receipt.entry_id, receipt.deliveries, receipt.consumer)
-        if not args:
-            return []
-        return [Outcome(s) for s in await self._lib().ack(self.settings.group, args)]
+        parsed = [Receipt.parse(text) for text in receipts]
+        outcomes: list[Outcome] = []
+        for start in range(0, len(parsed), _SETTLE_CHUNK):
+            statuses = await self._lib().ack(self.settings.group, parsed[start : start + _SETTLE_CHUNK])
+            outcomes += map(Outcome, statuses)
+        return outcomes
 
     async def fail(self, failures: Sequence[tuple[str | Receipt, str]]) -> list[Outcome]:
         """Fail many deliveries: each is retried with backoff or, out of retries, dead-lettered."""
-        args: list[str | int | float] = []
-        for text, error in failures:
-            receipt = Receipt.parse(text)
-            args += (receipt.priority, receipt.entry_id, receipt.deliveries, receipt.consumer, error, random.random())
+        args = [(*Receipt.parse(text), error, random.random()) for text, error in failures]
         if not args:
             return []
         settings = self.settings
@@ -409,10 +406,7 @@ class TaskQueue:
 
     async def bury(self, entries: Sequence[tuple[str | Receipt, str]]) -> list[Outcome]:
         """Move deliveries straight to the DLQ with a reason (for entries that cannot be decoded)."""
-        args: list[str | int] = []
-        for text, reason in entries:
-            receipt = Receipt.parse(text)
-            args += (receipt.priority, receipt.entry_id, receipt.deliveries, receipt.consumer, reason)
+        args = [(*Receipt.parse(text), reason) for text, reason in entries]
         if not args:
             return []
         return [Outcome(s) for s in await self._lib().bury(self.settings.group, self._now(), args)]
@@ -473,12 +467,9 @@ def _entries_of_read(reply: list[Any]) -> list[tuple[int, bytes, int, list[bytes
     return [(reply[i], reply[i + 1], 1, reply[i + 2]) for i in range(1, len(reply), 3)]
 
 
-def _lease_args(receipts: Sequence[str | Receipt]) -> list[str | int]:
-    args: list[str | int] = []
-    for text in receipts:
-        receipt = Receipt.parse(text)
-        args += (receipt.priority, receipt.entry_id, receipt.deliveries)
-    return args
+def _lease_args(receipts: Sequence[str | Receipt]) -> list[tuple[int, str, int]]:
+    """Receipts as (priority, entry id, deliveries): renew and release name the consumer once."""
+    return [Receipt.parse(text)[:3] for text in receipts]
 
 
 def _raise_if_cancel_was_swallowed() -> None:

@@ -92,8 +92,7 @@ class Receipt(NamedTuple):
         return receipt
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
     """A task handed to a consumer, with the receipt that settles it."""
 
     receipt: Receipt
@@ -128,8 +127,21 @@ def field_map(fields: list[bytes] | Mapping[bytes, bytes]) -> Mapping[bytes, byt
     return dict(zip(it, it))
 
 
+# Field names in the order encode_task writes them: entries in this layout take the fast path.
+_LAYOUT = (b"id", b"type", b"data", b"enc", b"retry", b"max", b"timeout", b"created")
+_PRIORITIES = tuple(TaskPriority)
+
+
 def decode_task(fields: list[bytes] | Mapping[bytes, bytes], priority: int) -> Task:
     """Parse an entry's fields; raise DecodeError when it is not a task."""
+    if isinstance(fields, list) and len(fields) == 16 and tuple(fields[::2]) == _LAYOUT:
+        try:
+            return Task(
+                fields[1].decode(), fields[3].decode(), decode_payload(fields[5], fields[7]), _PRIORITIES[priority],
+                int(fields[11]), float(fields[13]), int(fields[9]), float(fields[15]), [],
+            )  # fmt: skip
+        except (UnicodeDecodeError, ValueError, IndexError) as exc:
+            raise DecodeError(f"entry has a malformed field: {exc}") from None
     values = field_map(fields)
     try:
         task = Task(

@@ -191,20 +191,16 @@ local function check_key_types(keys)
   end
 end
 
--- ARGV: group, now_ms, then per task: priority, due_ms (0 = now), field count, fields...
+-- ARGV: group, now_ms, items: msgpack of [[priority, due_ms (0 = now), [field, value, ...]], ...].
 local function enqueue(keys, args)
   check_key_types(keys)
   local group, now = args[1], now_ms(args[2])
-  local i, added = 3, 0
-  while i <= #args do
-    local prio, due, n = tonumber(args[i]), tonumber(args[i + 1]), tonumber(args[i + 2])
-    local fields = { unpack(args, i + 3, i + 2 + n) }
-    schedule(keys, group, prio, fields, due, now)
-    added = added + 1
-    i = i + 3 + n
+  local tasks = cmsgpack.unpack(args[3])
+  for _, task in ipairs(tasks) do
+    schedule(keys, group, task[1], task[3], task[2], now)
   end
-  redis.call('HINCRBY', keys[STATS], 'tasks_added', added)
-  return added
+  redis.call('HINCRBY', keys[STATS], 'tasks_added', #tasks)
+  return #tasks
 end
 
 -- ARGV: group, consumer, count, now_ms, promote_limit.
@@ -227,22 +223,34 @@ local function read(keys, args)
   return out
 end
 
--- ARGV: group, then per receipt: priority, entry id, deliveries, consumer.
+-- ARGV: group, receipts: msgpack of [[priority, entry id, deliveries, consumer], ...].
+-- Owned entries are acked and deleted with one XACK and one XDEL per stream.
 local function ack(keys, args)
   local group = args[1]
-  local statuses, acked = {}, 0
-  for i = 2, #args, 4 do
-    local stream, id = keys[tonumber(args[i]) + 1], args[i + 1]
-    local status = lease_status(stream, group, id, args[i + 2], args[i + 3])
-    if status == OWNED then settle(stream, group, id); acked = acked + 1 end
-    statuses[#statuses + 1] = status
+  local statuses, owned, seen, acked = {}, { {}, {}, {}, {} }, {}, 0
+  for i, receipt in ipairs(cmsgpack.unpack(args[2])) do
+    local prio, id = receipt[1], receipt[2]
+    local status = lease_status(keys[prio + 1], group, id, receipt[3], receipt[4])
+    if status == OWNED and seen[prio .. id] then status = NOT_PENDING end  -- the same receipt twice
+    if status == OWNED then
+      seen[prio .. id] = true
+      owned[prio + 1][#owned[prio + 1] + 1] = id
+      acked = acked + 1
+    end
+    statuses[i] = status
+  end
+  for prio = 1, 4 do
+    if #owned[prio] > 0 then
+      redis.call('XACK', keys[prio], group, unpack(owned[prio]))
+      redis.call('XDEL', keys[prio], unpack(owned[prio]))
+    end
   end
   if acked > 0 then redis.call('HINCRBY', keys[STATS], 'tasks_completed', acked) end
   return statuses
 end
 
--- ARGV: group, now_ms, base_delay_ms, max_delay_ms, then per receipt:
--- priority, entry id, deliveries, consumer, error, jitter in [0, 1).
+-- ARGV: group, now_ms, base_delay_ms, max_delay_ms, failures: msgpack of
+-- [[priority, entry id, deliveries, consumer, error, jitter in [0, 1)], ...].
 -- Per receipt: 2 retried, 3 dead-lettered, or a lease status (0, -1).
 -- The retry count comes from the stored entry, never from the caller.
 local function fail(keys, args)
@@ -250,14 +258,14 @@ local function fail(keys, args)
   local base, cap = tonumber(args[3]), tonumber(args[4])
   local statuses = {}
   local failed, retried = 0, 0
-  for i = 5, #args, 6 do
-    local prio, id, consumer = tonumber(args[i]), args[i + 1], args[i + 3]
+  for _, failure in ipairs(cmsgpack.unpack(args[5])) do
+    local prio, id, consumer, message, jitter = failure[1], failure[2], failure[4], failure[5], failure[6]
     local stream = keys[prio + 1]
-    local status = lease_status(stream, group, id, args[i + 2], consumer)
+    local status = lease_status(stream, group, id, failure[3], consumer)
     local fields = status == OWNED and entry_fields(stream, id) or nil
     if status == OWNED and fields == nil then status = NOT_PENDING; redis.call('XACK', stream, group, id) end
     if fields ~= nil then
-      local message = cut_utf8(args[i + 4], MAX_ERROR_BYTES)
+      message = cut_utf8(message, MAX_ERROR_BYTES)
       if not is_task(fields) then
         dead_letter(keys, prio, id, fields, message, now)
         status = 3
@@ -266,7 +274,7 @@ local function fail(keys, args)
         fields = append_error(fields, { attempt = retry + 1, error = message, at_ms = now, consumer = consumer })
         if retry < max then
           local delay = math.min(cap, base * 2 ^ retry)
-          delay = math.floor(delay * (0.5 + 0.5 * tonumber(args[i + 5])))
+          delay = math.floor(delay * (0.5 + 0.5 * jitter))
           schedule(keys, group, prio, with_field(fields, 'retry', tostring(retry + 1)), now + delay, now)
           retried = retried + 1
           status = 2
@@ -285,18 +293,18 @@ local function fail(keys, args)
   return statuses
 end
 
--- ARGV: group, now_ms, then per receipt: priority, entry id, deliveries, consumer, reason.
+-- ARGV: group, now_ms, entries: msgpack of [[priority, entry id, deliveries, consumer, reason], ...].
 -- For entries a consumer cannot even decode: straight to the DLQ, verbatim.
 local function bury(keys, args)
   local group, now = args[1], now_ms(args[2])
   local statuses = {}
-  for i = 3, #args, 5 do
-    local prio, id = tonumber(args[i]), args[i + 1]
+  for _, entry in ipairs(cmsgpack.unpack(args[3])) do
+    local prio, id = entry[1], entry[2]
     local stream = keys[prio + 1]
-    local status = lease_status(stream, group, id, args[i + 2], args[i + 3])
+    local status = lease_status(stream, group, id, entry[3], entry[4])
     if status == OWNED then
       local fields = entry_fields(stream, id)
-      if fields ~= nil then dead_letter(keys, prio, id, fields, args[i + 4], now, true) end
+      if fields ~= nil then dead_letter(keys, prio, id, fields, entry[5], now, true) end
       settle(stream, group, id)
     end
     statuses[#statuses + 1] = status
@@ -304,30 +312,30 @@ local function bury(keys, args)
   return statuses
 end
 
--- ARGV: group, consumer, then per receipt: priority, entry id, deliveries.
+-- ARGV: group, consumer, receipts: msgpack of [[priority, entry id, deliveries], ...].
 -- Resets the idle time of deliveries this consumer still owns.
 local function renew(keys, args)
   local group, consumer = args[1], args[2]
   local statuses = {}
-  for i = 3, #args, 3 do
-    local stream, id = keys[tonumber(args[i]) + 1], args[i + 1]
-    local status = lease_status(stream, group, id, args[i + 2], consumer)
+  for _, receipt in ipairs(cmsgpack.unpack(args[3])) do
+    local stream, id = keys[receipt[1] + 1], receipt[2]
+    local status = lease_status(stream, group, id, receipt[3], consumer)
     if status == OWNED then redis.call('XCLAIM', stream, group, consumer, 0, id, 'JUSTID') end
     statuses[#statuses + 1] = status
   end
   return statuses
 end
 
--- ARGV: group, consumer, then per receipt: priority, entry id, deliveries.
+-- ARGV: group, consumer, receipts: msgpack of [[priority, entry id, deliveries], ...].
 -- Hands owned deliveries back at once (graceful shutdown): re-added as fresh
 -- entries with the same fields, so nobody waits for a visibility timeout.
 local function release(keys, args)
   local group, consumer = args[1], args[2]
   local statuses = {}
-  for i = 3, #args, 3 do
-    local prio, id = tonumber(args[i]), args[i + 1]
+  for _, receipt in ipairs(cmsgpack.unpack(args[3])) do
+    local prio, id = receipt[1], receipt[2]
     local stream = keys[prio + 1]
-    local status = lease_status(stream, group, id, args[i + 2], consumer)
+    local status = lease_status(stream, group, id, receipt[3], consumer)
     if status == OWNED then
       local fields = entry_fields(stream, id)
       if fields ~= nil then add_ready(keys, group, prio, fields) end

@@ -70,7 +70,7 @@ async def test_lua_delay_equals_backoff_ms_for_the_same_jitter(
         [delivery] = await queue.read("w", block_ms=0)
         receipt = delivery.receipt
         # The public fail() draws its own jitter; call the function with a chosen one.
-        args = [receipt.priority, receipt.entry_id, receipt.deliveries, receipt.consumer, "boom", jitter]
+        args = [(*receipt, "boom", jitter)]
         statuses = await queue.library.fail(queue.settings.group, str(clock.now_ms), BASE_MS, MAX_MS, args)
         assert statuses == [Outcome.RETRIED]
         [due] = await delayed_scores(queue)
@@ -115,9 +115,7 @@ async def test_promote_moves_only_due_tasks(timed_queue: TaskQueue, clock: Clock
     queue = timed_queue
     for retry in range(3):
         await queue.add_task("job", {"r": retry}, retry_count=retry, max_retries=5)
-    args: list[str | int | float] = []
-    for d in await queue.read("w", block_ms=0):
-        args += [d.receipt.priority, d.receipt.entry_id, d.receipt.deliveries, d.receipt.consumer, "boom", 0.0]
+    args = [(*d.receipt, "boom", 0.0) for d in await queue.read("w", block_ms=0)]
     await queue.library.fail(queue.settings.group, str(clock.now_ms), BASE_MS, MAX_MS, args)
     assert [s - clock.now_ms for s in await delayed_scores(queue)] == [500, 1000, 2000]
 
