@@ -87,7 +87,7 @@ async def test_dead_letter_queue(queue: TaskQueue) -> None:
 
 
 async def test_pending_recovery(make_queue: QueueFactory) -> None:
-    queue = make_queue(pending_timeout=0.3)
+    queue = make_queue(pending_timeout=0.2)
     await queue.connect()
     task_id = await queue.add_task("job", {})
     [(_, abandoned)] = await take(queue, "crashed-worker", 1)  # read, never settled
