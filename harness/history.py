@@ -7,7 +7,8 @@ the run. Every record has:
     time_ns   CLOCK_MONOTONIC, the same clock for every process on the host
     process   the logical process: at most one operation in flight per process.
               "producer-0.1" (OS process producer-0, logical thread 1),
-              "consumer-2#3" (consumer slot 2, third incarnation), "nemesis", "runner"
+              "consumer-2#3" (consumer slot 2, third incarnation), "nemesis-4" (the
+              fifth planned fault: each fault is a process of its own), "runner"
     type      "invoke", then one completion: "ok", "fail" (it certainly did not
               happen), or "info" (outcome unknown: timeout, connection lost, crash)
     f         what the operation is (below)

@@ -117,15 +117,13 @@ def one_round(url: str, impl: str, tasks: int, batch: int) -> float:
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     asyncio.run(prepare(url, impl, queue))
     start_at = time.time() + 1.0  # both processes are up and connected by then
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-m", "harness.bench.cycle", "--role", impl, role, url, queue, str(tasks), str(batch),
-             str(start_at)],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        for role in ("consumer", "producer")
-    ]
-    ends = [json.loads(child.communicate(timeout=300)[0])["end"] for child in children]
+
+    def spawn(role: str) -> subprocess.Popen[str]:
+        args = ["--role", impl, role, url, queue, str(tasks), str(batch), str(start_at)]
+        return subprocess.Popen([sys.executable, "-m", "harness.bench.cycle", *args], stdout=subprocess.PIPE, text=True)
+
+    children = [spawn("consumer"), spawn("producer")]
+    ends = [float(json.loads(child.communicate(timeout=300)[0])["end"]) for child in children]
     return tasks / (max(ends) - start_at)
 
 

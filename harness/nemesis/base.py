@@ -27,7 +27,9 @@ class FaultContext:
     applied: int = 0
 
 
-FaultHandler = Callable[[FaultContext, FaultEvent], Coroutine[None, None, None]]
+# A handler applies one fault and journals it under `process` (one logical process per
+# fault, so overlapping faults pair their start and end unambiguously).
+FaultHandler = Callable[[FaultContext, FaultEvent, str], Coroutine[None, None, None]]
 FAULTS: dict[str, FaultHandler] = {}
 
 
@@ -42,7 +44,7 @@ def fault(kind: str) -> Callable[[FaultHandler], FaultHandler]:
 async def run_schedule(ctx: FaultContext, start: float, stop: asyncio.Event) -> None:
     """Apply each planned fault at its time (faults may overlap); return when all have ended."""
     running: list[asyncio.Task[None]] = []
-    for event in ctx.plan.faults:
+    for number, event in enumerate(ctx.plan.faults):
         delay = start + event.at_s - time.monotonic()
         if delay > 0:
             try:
@@ -50,7 +52,7 @@ async def run_schedule(ctx: FaultContext, start: float, stop: asyncio.Event) -> 
                 break  # the load phase ended first
             except TimeoutError:
                 pass
-        running.append(asyncio.create_task(FAULTS[event.kind](ctx, event)))
+        running.append(asyncio.create_task(FAULTS[event.kind](ctx, event, f"{NEMESIS}-{number}")))
         ctx.applied += 1
     if running:
         await asyncio.gather(*running)

@@ -8,16 +8,16 @@ import time
 
 from harness.fleet import Agent, ConsumerState, consumer_state
 from harness.history import INFO, INVOKE, OK
-from harness.nemesis.base import NEMESIS, FaultContext, fault, wait_exit
+from harness.nemesis.base import FaultContext, fault, wait_exit
 from harness.plan import FaultEvent
 
 
-def _victim(ctx: FaultContext, event: FaultEvent) -> tuple[int, Agent] | None:
+def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Agent] | None:
     slot = int(event.target.removeprefix("consumer-"))
     agent = ctx.fleet.consumer(slot)
     if slot in ctx.busy_slots or not agent.alive():
-        ctx.journal.record(NEMESIS, INVOKE, "fault", {"kind": event.kind, "target": agent.name, "held": []})
-        ctx.journal.record(NEMESIS, INFO, "fault", {"error": "target is down"})
+        ctx.journal.record(process, INVOKE, "fault", {"kind": event.kind, "target": agent.name, "held": []})
+        ctx.journal.record(process, INFO, "fault", {"error": "target is down"})
         return None
     return slot, agent
 
@@ -44,17 +44,17 @@ async def _aim(agent: Agent, aim: str, patience_s: float = 1.0) -> list[str]:
     return state.held
 
 
-async def _start(ctx: FaultContext, event: FaultEvent, agent: Agent) -> None:
+async def _start(ctx: FaultContext, event: FaultEvent, agent: Agent, process: str) -> None:
     held = await _aim(agent, event.aim)
-    ctx.journal.record(NEMESIS, INVOKE, "fault", {"kind": event.kind, "target": agent.name, "held": held})
+    ctx.journal.record(process, INVOKE, "fault", {"kind": event.kind, "target": agent.name, "held": held})
 
 
 async def _down_then_replace(
-    ctx: FaultContext, event: FaultEvent, slot: int, agent: Agent, sig: signal.Signals
+    ctx: FaultContext, event: FaultEvent, process: str, slot: int, agent: Agent, sig: signal.Signals
 ) -> None:
     ctx.busy_slots.add(slot)
     try:
-        await _start(ctx, event, agent)
+        await _start(ctx, event, agent, process)
         agent.planned_exit = True
         agent.signal(signal.SIGCONT)  # a paused process must run to handle SIGTERM
         agent.signal(sig)
@@ -63,38 +63,38 @@ async def _down_then_replace(
             await wait_exit(agent.alive, 5.0)
         await asyncio.sleep(event.duration_s)
         replacement = ctx.fleet.replace_consumer(slot)
-        ctx.journal.record(NEMESIS, OK, "fault", {"restarted": replacement.name})
+        ctx.journal.record(process, OK, "fault", {"restarted": replacement.name})
     finally:
         ctx.busy_slots.discard(slot)
 
 
 @fault("kill")
-async def kill(ctx: FaultContext, event: FaultEvent) -> None:
+async def kill(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGKILL a consumer mid-work; a new one takes its slot after duration_s."""
-    if victim := _victim(ctx, event):
-        await _down_then_replace(ctx, event, *victim, signal.SIGKILL)
+    if victim := _victim(ctx, event, process):
+        await _down_then_replace(ctx, event, process, *victim, signal.SIGKILL)
 
 
 @fault("term")
-async def term(ctx: FaultContext, event: FaultEvent) -> None:
+async def term(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGTERM: the consumer settles what it holds and exits; replaced after duration_s."""
-    if victim := _victim(ctx, event):
-        await _down_then_replace(ctx, event, *victim, signal.SIGTERM)
+    if victim := _victim(ctx, event, process):
+        await _down_then_replace(ctx, event, process, *victim, signal.SIGTERM)
 
 
 @fault("pause")
-async def pause(ctx: FaultContext, event: FaultEvent) -> None:
+async def pause(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGSTOP for duration_s, then SIGCONT: past the visibility timeout its leases expire."""
-    victim = _victim(ctx, event)
+    victim = _victim(ctx, event, process)
     if victim is None:
         return
     slot, agent = victim
     ctx.busy_slots.add(slot)
     try:
-        await _start(ctx, event, agent)
+        await _start(ctx, event, agent, process)
         agent.signal(signal.SIGSTOP)
         await asyncio.sleep(event.duration_s)
         agent.signal(signal.SIGCONT)
-        ctx.journal.record(NEMESIS, OK, "fault", {})
+        ctx.journal.record(process, OK, "fault", {})
     finally:
         ctx.busy_slots.discard(slot)

@@ -1,0 +1,73 @@
+"""Checkers: pure functions from a merged history to verdicts.
+
+`check_history` indexes the history once (HistoryIndex) and runs every checker in CHECKERS on it; a
+checker that crashes gives unknown, never a pass. Each checker is `check_<name>(index, context)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Final
+
+from harness.checkers.base import (
+    MAX_EXAMPLES,
+    CheckContext,
+    CheckResult,
+    Expectations,
+    Validity,
+    compose,
+    run_safely,
+    validity_label,
+)
+from harness.checkers.delivery import check_delivery
+from harness.checkers.dlq import check_dlq
+from harness.checkers.index import HistoryIndex, paused_gc
+from harness.checkers.leaks import check_leaks
+from harness.checkers.order import check_order
+from harness.checkers.priority import check_priority
+from harness.checkers.recovery import check_recovery
+from harness.checkers.retry import check_retry
+from harness.checkers.vacuity import check_vacuity
+from harness.history import Op
+
+IndexChecker = Callable[[HistoryIndex, CheckContext], CheckResult]
+
+CHECKERS: Final[dict[str, IndexChecker]] = {
+    "delivery": check_delivery,
+    "priority": check_priority,
+    "order": check_order,
+    "dlq": check_dlq,
+    "retry": check_retry,
+    "recovery": check_recovery,
+    "leaks": check_leaks,
+    "vacuity": check_vacuity,
+}
+
+
+def check_history(history: list[Op], context: CheckContext | None = None) -> list[CheckResult]:
+    """Every checker's result on one merged history, in CHECKERS order."""
+    context = context if context is not None else CheckContext()
+    try:
+        index = HistoryIndex.build(history)
+    except Exception as exc:  # a history the index cannot read leaves every verdict unknown, never a pass
+        note = f"history could not be indexed: {type(exc).__name__}: {exc}"
+        return [CheckResult(name=name, valid=None, note=note) for name in CHECKERS]
+    with paused_gc():
+        return [run_safely(name, partial(checker, index, context)) for name, checker in CHECKERS.items()]
+
+
+__all__ = [
+    "CHECKERS",
+    "MAX_EXAMPLES",
+    "CheckContext",
+    "CheckResult",
+    "Expectations",
+    "HistoryIndex",
+    "IndexChecker",
+    "Validity",
+    "check_history",
+    "compose",
+    "run_safely",
+    "validity_label",
+]

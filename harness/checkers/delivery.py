@@ -1,0 +1,220 @@
+"""The delivery checker: every task known to be in the queue ran (or was dead-lettered), nothing ran
+that was never sent, and a task that completed twice has an expired lease, a paused owner or a Redis
+fault to show for it.
+
+A task is known to be in the queue when its enqueue was acknowledged, or, for an enqueue whose answer
+was lost, once it was seen delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from itertools import chain, pairwise
+
+from harness.checkers._report import NS_PER_S, Examples
+from harness.checkers.base import CheckContext, CheckResult
+from harness.checkers.index import (
+    PAUSE_FAULTS,
+    Completion,
+    Delivery,
+    Enqueue,
+    Fault,
+    HistoryIndex,
+    is_redis_fault,
+    targets,
+)
+from harness.history import INFO, OK
+
+# A Redis fault can lose what was acknowledged just before it (AOF everysec fsyncs once a second).
+REDIS_WINDOW_LEAD_NS = NS_PER_S
+
+
+@dataclass(slots=True)
+class _Tally:
+    enqueued_ok: int = 0
+    enqueue_info: int = 0
+    enqueue_fail: int = 0
+    completed: int = 0
+    dead: int = 0
+    lost: int = 0
+    lost_in_fault_window: int = 0
+    stuck: int = 0
+    unexpected: int = 0
+    duplicated: int = 0
+    duplicated_explained: int = 0
+    duplicated_unexplained: int = 0
+    recovered: int = 0
+    re_executed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Windows:
+    redis: list[tuple[int, int]]  # unsafe windows: [start - lead, end]
+    redis_faults: list[Fault]
+    pauses: list[Fault]
+    lease_ns: int
+
+
+def check_delivery(index: HistoryIndex, context: CheckContext) -> CheckResult:
+    tally, examples = _Tally(), Examples()
+    windows = _windows(index, context)
+    completions = index.completions
+    plain = 0  # enqueued ok and completed exactly once: most tasks, so counted without a call
+    for tid, enqueue in index.enqueues.items():
+        done = completions.get(tid)
+        if done is not None and len(done) == 1 and done[0].outcome == OK and enqueue.outcome == OK:
+            plain += 1
+        else:
+            _judge_enqueued(index, context, windows, tid, enqueue, tally, examples)
+    tally.enqueued_ok += plain
+    tally.completed += plain
+    _judge_unexpected(index, tally, examples)
+    for tid, done in completions.items():
+        if len(done) > 1:
+            _judge_repeats(index, windows, tid, done, tally, examples)
+    tally.dead = len(index.final.dead) if index.final is not None else 0
+    return _verdict(index, context, tally, examples)
+
+
+def _verdict(index: HistoryIndex, context: CheckContext, tally: _Tally, examples: Examples) -> CheckResult:
+    expect = context.expect
+    broken = (
+        tally.lost > expect.max_lost
+        or tally.duplicated_unexplained > expect.max_unexplained_duplicates
+        or tally.unexpected > expect.max_unexpected
+    )
+    valid: bool | None = not broken
+    note = ""
+    if index.final is None and tally.lost > expect.max_lost:
+        # Without the final state a "lost" task may be dead or still queued: do not call it a loss.
+        valid, note = None, "no final state: tasks counted lost may be dead-lettered or still queued"
+    return CheckResult(name="delivery", valid=valid, figures=asdict(tally), anomalies=examples.pick(), note=note)
+
+
+def _windows(index: HistoryIndex, context: CheckContext) -> _Windows:
+    redis_faults = [f for f in index.faults if is_redis_fault(f.kind)]
+    return _Windows(
+        redis=[(f.start_ns - REDIS_WINDOW_LEAD_NS, index.fault_end_ns(f)) for f in redis_faults],
+        redis_faults=redis_faults,
+        pauses=[f for f in index.faults if f.kind in PAUSE_FAULTS],
+        lease_ns=int(context.pending_timeout_s * NS_PER_S),
+    )
+
+
+def _judge_enqueued(
+    index: HistoryIndex,
+    context: CheckContext,
+    windows: _Windows,
+    tid: str,
+    enqueue: Enqueue,
+    tally: _Tally,
+    examples: Examples,
+) -> None:
+    outcome = enqueue.outcome
+    if outcome == OK:
+        tally.enqueued_ok += 1
+    elif outcome == INFO:
+        tally.enqueue_info += 1
+    else:
+        tally.enqueue_fail += 1
+    completions = index.completions.get(tid, ())
+    if any(c.outcome == OK for c in completions):
+        tally.completed += 1
+        if outcome != OK:
+            tally.recovered += 1
+        return
+    # An unanswered or refused enqueue may not have happened; once the task is seen delivered, it did.
+    exists = outcome == OK or tid in index.deliveries
+    if not exists or any(c.outcome == INFO for c in completions) or index.is_dead(tid):
+        return
+    if index.final is not None and tid in index.final.left:
+        tally.stuck += 1  # reported by the leaks checker
+        return
+    enqueued_ns = enqueue.invoke_ns if enqueue.ok_ns is None else enqueue.ok_ns
+    times = chain((enqueued_ns,), (c.invoke_ns for c in completions))
+    if context.expect.loss_allowed_in_redis_fault_windows and _in_windows(times, windows.redis):
+        tally.lost_in_fault_window += 1
+        examples.add("lost_in_fault_window", tid=tid, enqueue=outcome, enqueued_ns=enqueued_ns)
+        return
+    tally.lost += 1
+    examples.add(
+        "lost", tid=tid, enqueue=outcome, enqueued_ns=enqueued_ns, deliveries=len(index.deliveries.get(tid, ()))
+    )
+
+
+def _in_windows(times: Iterable[int], windows: list[tuple[int, int]]) -> bool:
+    return any(start <= t <= end for t in times for start, end in windows)
+
+
+def _judge_unexpected(index: HistoryIndex, tally: _Tally, examples: Examples) -> None:
+    enqueues, completions = index.enqueues, index.completions
+    for tid in index.never_enqueued:
+        tally.completed += any(c.outcome == OK for c in completions.get(tid, ()))
+        deliveries = index.deliveries.get(tid, ())
+        if any(d.delivered_tid in enqueues for d in deliveries):
+            continue  # handed out under another id: the retry checker's id change, not a stranger
+        tally.unexpected += 1
+        examples.add("unexpected", tid=tid, delivered=len(deliveries))
+
+
+def _judge_repeats(
+    index: HistoryIndex, windows: _Windows, tid: str, completions: list[Completion], tally: _Tally, examples: Examples
+) -> None:
+    tally.re_executed += 1
+    done = sorted((c for c in completions if c.outcome == OK), key=_settled_ns)
+    if len(done) < 2:
+        return
+    tally.duplicated += 1
+    deliveries = index.deliveries.get(tid, [])
+    reasons = [_explain(windows, deliveries, earlier, later) for earlier, later in pairwise(done)]
+    if all(reasons):
+        tally.duplicated_explained += 1
+        examples.add("duplicated_explained", tid=tid, reasons=reasons, by=[c.process for c in done])
+    else:
+        tally.duplicated_unexplained += 1
+        examples.add("duplicated_unexplained", tid=tid, by=[c.process for c in done], at_ns=[c.done_ns for c in done])
+
+
+def _explain(windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion) -> str:
+    """Why a task completed a second time, or "" if nothing in the history explains it.
+
+    The two holders are ordered by when they received the task. The task may be handed out again
+    while the first owner still holds it if that owner's lease ran out or it was paused; and after
+    a Redis fault between the two deliveries, Redis may have lost the first ack or the lease.
+    """
+    holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_received_ns)
+    (first, first_completion), second_hold = holds
+    handed_again_ns = _received_ns(second_hold)
+    if first is not None and handed_again_ns <= _settled_ns(first_completion):
+        held_until_ns = first_completion.invoke_ns
+        if held_until_ns - first.ok_ns > windows.lease_ns:
+            return "lease expired"
+        if any(_overlaps(f, first.ok_ns, held_until_ns) and targets(f.target, first.process) for f in windows.pauses):
+            return "owner paused"
+    first_received_ns = _received_ns(holds[0])
+    if any(_overlaps(f, first_received_ns, handed_again_ns) for f in windows.redis_faults):
+        return "redis fault between the deliveries"
+    return ""
+
+
+def _settled_ns(completion: Completion) -> int:
+    return completion.invoke_ns if completion.done_ns is None else completion.done_ns
+
+
+def _holding(deliveries: list[Delivery], completion: Completion) -> Delivery | None:
+    """The delivery a completion acknowledges: the last one its process received before completing."""
+    found = None
+    for delivery in deliveries:
+        if delivery.process == completion.process and delivery.ok_ns <= completion.invoke_ns:
+            found = delivery
+    return found
+
+
+def _received_ns(hold: tuple[Delivery | None, Completion]) -> int:
+    delivery, completion = hold
+    return completion.invoke_ns if delivery is None else delivery.ok_ns
+
+
+def _overlaps(fault: Fault, start_ns: int, end_ns: int) -> bool:
+    return fault.start_ns <= end_ns and (fault.end_ns is None or fault.end_ns >= start_ns)

@@ -1,0 +1,88 @@
+"""The dead-letter checker: a task is dead-lettered iff its attempts (or its deliveries) ran out, it is
+never both dead and completed, and the errors stored with it match the attempts it made."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from harness.checkers._report import Examples
+from harness.checkers.base import CheckContext, CheckResult
+from harness.checkers.index import DeadEntry, FinalState, HistoryIndex
+from harness.history import INFO, OK
+
+RETRIES_EXHAUSTED = "retries exhausted"
+DELIVERY_CAP = "delivery cap"
+_COUNTED = frozenset({"retried", "dead"})
+
+
+def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:
+    final = index.final
+    if final is None:
+        return CheckResult(name="dlq", valid=None, note="no final state in the history: the DLQ was never read")
+    examples = Examples()
+    figures = {"dead": len(final.dead), "dead_and_completed": 0, "missing_from_dlq": 0, "wrong_error_count": 0,
+               "cap_not_reached": 0}  # fmt: skip
+    for tid, entry in final.dead.items():
+        for kind in _judge_dead(index, context, tid, entry):
+            figures[kind] += 1
+            examples.add(kind, tid=tid, reason=entry.reason, stored_attempts=entry.attempts,
+                         stored_errors=entry.errors, failed_attempts=_counted_failures(index, tid))  # fmt: skip
+    for tid in _exhausted(index, final):
+        figures["missing_from_dlq"] += 1
+        examples.add("missing_from_dlq", tid=tid, failed_attempts=_counted_failures(index, tid))
+    valid = not any(count for kind, count in figures.items() if kind != "dead")
+    return CheckResult(name="dlq", valid=valid, figures=figures, anomalies=examples.pick())
+
+
+def _judge_dead(index: HistoryIndex, context: CheckContext, tid: str, entry: DeadEntry) -> list[str]:
+    found = []
+    if any(c.outcome == OK for c in index.completions.get(tid, ())):
+        found.append("dead_and_completed")
+    if entry.reason.startswith(RETRIES_EXHAUSTED) and not _errors_match(index, tid, entry):
+        found.append("wrong_error_count")
+    if entry.reason.startswith(DELIVERY_CAP) and not _cap_reached(index, context, tid):
+        found.append("cap_not_reached")
+    return found
+
+
+def _errors_match(index: HistoryIndex, tid: str, entry: DeadEntry) -> bool:
+    enqueue = index.enqueues.get(tid)
+    if enqueue is None:
+        return True  # unknown budget: the delivery checker reports the stranger
+    budget = enqueue.max_retries + 1
+    failures = index.failures.get(tid, ())
+    certain = sum(1 for f in failures if f.outcome in _COUNTED)
+    # A fail whose answer was lost may or may not have counted against the budget.
+    maybe = sum(1 for f in failures if f.outcome == INFO)
+    recorded_ok = certain <= budget <= certain + maybe
+    return recorded_ok and entry.attempts == enqueue.max_retries and entry.errors == budget
+
+
+def _cap_reached(index: HistoryIndex, context: CheckContext, tid: str) -> bool:
+    deliveries = index.deliveries.get(tid, ())
+    observed = max([len(deliveries), *(d.deliveries for d in deliveries)])
+    if observed >= context.delivery_cap:
+        return True
+    # Reads whose answer was lost (their process died) may have handed this task out unseen.
+    enqueue = index.enqueues.get(tid)
+    since_ns = enqueue.invoke_ns if enqueue is not None else 0
+    unseen = len(index.unknown_reads_ns) - bisect_left(index.unknown_reads_ns, since_ns)
+    return observed + unseen >= context.delivery_cap
+
+
+def _counted_failures(index: HistoryIndex, tid: str) -> int:
+    return sum(1 for f in index.failures.get(tid, ()) if f.outcome in _COUNTED)
+
+
+def _exhausted(index: HistoryIndex, final: FinalState) -> list[str]:
+    """Tasks whose failed attempts used up their budget (or that the queue called dead) but are not in the DLQ."""
+    missing = []
+    for tid, failures in index.failures.items():
+        if tid in final.dead:
+            continue
+        enqueue = index.enqueues.get(tid)
+        counted = sum(1 for f in failures if f.outcome in _COUNTED)
+        said_dead = any(f.outcome == "dead" for f in failures)
+        if said_dead or (enqueue is not None and counted >= enqueue.max_retries + 1):
+            missing.append(tid)
+    return missing

@@ -1,0 +1,66 @@
+"""The recovery checker: how long the tasks a killed (or terminated) worker held took to be handed out
+again, from the fault's start to each task's next delivery to anyone."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from harness.checkers._report import NS_PER_S, Examples, percentile, seconds
+from harness.checkers.base import CheckContext, CheckResult
+from harness.checkers.index import CRASH_FAULTS, Fault, HistoryIndex
+from harness.history import INFO, OK
+
+
+def check_recovery(index: HistoryIndex, context: CheckContext) -> CheckResult:
+    crashes = [f for f in index.faults if f.kind in CRASH_FAULTS and f.outcome != "info"]
+    if not crashes:
+        return CheckResult(name="recovery", valid=True, note="no kill or term faults: nothing to recover from")
+    examples = Examples()
+    waits_ns: list[int] = []
+    never = settled = 0
+    for fault in crashes:
+        for tid in fault.held:
+            wait_ns = _next_delivery_ns(index, tid, fault)
+            if wait_ns is not None:
+                waits_ns.append(wait_ns)
+            elif _settled(index, tid):
+                settled += 1  # a graceful stop, or an ack in flight when the worker died
+            else:
+                never += 1
+                examples.add("never_redelivered", tid=tid, fault=fault.kind, target=fault.target, at_ns=fault.start_ns)
+    if not waits_ns and not never and not settled:
+        return CheckResult(name="recovery", valid=None, figures={"faults": len(crashes), "held": 0},
+                           note="kill faults hit workers that held no tasks: nothing to measure")  # fmt: skip
+    waits_ns.sort()
+    figures = {
+        "faults": len(crashes), "count": len(waits_ns), "p50_s": seconds(int(percentile(waits_ns, 0.5))),
+        "p99_s": seconds(int(percentile(waits_ns, 0.99))), "max_s": seconds(waits_ns[-1] if waits_ns else 0),
+        "settled_without_redelivery": settled, "never_redelivered": never,
+    }  # fmt: skip
+    return _verdict(context, figures, waits_ns, never, examples)
+
+
+def _verdict(
+    context: CheckContext, figures: dict[str, float | int], waits_ns: list[int], never: int, examples: Examples
+) -> CheckResult:
+    limit_s = context.expect.max_recovery_s
+    if limit_s is None:
+        return CheckResult(name="recovery", valid=True, figures=figures, anomalies=examples.pick())
+    # A task never handed out again has an unbounded recovery time: it breaks any stated bound.
+    too_slow = (bool(waits_ns) and waits_ns[-1] > limit_s * NS_PER_S) or never > 0
+    note = f"bound {limit_s} s" + (" exceeded" if too_slow else " held")
+    return CheckResult(name="recovery", valid=not too_slow, figures=figures, anomalies=examples.pick(), note=note)
+
+
+def _next_delivery_ns(index: HistoryIndex, tid: str, fault: Fault) -> int | None:
+    deliveries = index.deliveries.get(tid)
+    if not deliveries:
+        return None
+    # Deliveries are kept in order of ok time.
+    position = bisect_right([d.ok_ns for d in deliveries], fault.start_ns)
+    return deliveries[position].ok_ns - fault.start_ns if position < len(deliveries) else None
+
+
+def _settled(index: HistoryIndex, tid: str) -> bool:
+    """Finished without a redelivery: dead, acked, or acked as the worker died (the ack's answer was lost)."""
+    return index.is_dead(tid) or any(c.outcome in (OK, INFO) for c in index.completions.get(tid, ()))

@@ -1,0 +1,316 @@
+"""check_delivery: lost, unexpected, duplicated (explained or not), recovered."""
+
+from __future__ import annotations
+
+from harness.checkers import Expectations
+from harness.checkers.delivery import check_delivery
+from tests.unit.checkers.builder import HistoryBuilder, judge, run_task
+
+
+def kinds(result: object) -> set[str]:
+    return {a["kind"] for a in result.anomalies}  # type: ignore[attr-defined]
+
+
+def test_clean_history_passes() -> None:
+    h = HistoryBuilder()
+    for n in range(5):
+        run_task(h, f"t{n}", prio=n % 4)
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is True
+    assert result.figures["enqueued_ok"] == 5
+    assert result.figures["completed"] == 5
+    assert result.figures["lost"] == 0
+    assert result.anomalies == []
+
+
+def test_lost_task_is_caught() -> None:
+    h = HistoryBuilder()
+    run_task(h, "t1")
+    h.enqueue("p0", ["t2"])
+    h.deliver("c0", [("t2", 2, 0, 1)])
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is False
+    assert result.figures["lost"] == 1
+    assert result.anomalies[0]["tid"] == "t2"
+
+
+def test_enqueue_without_answer_whose_task_never_ran_is_not_lost() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"], outcome=None)
+    h.enqueue("p0", ["t2"], outcome="info")
+    h.enqueue("p0", ["t3"], outcome="fail")
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is True
+    assert result.figures["enqueue_info"] == 2
+    assert result.figures["enqueue_fail"] == 1
+    assert result.figures["lost"] == 0
+
+
+def test_unanswered_enqueue_whose_task_was_delivered_but_never_finished_is_lost() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"], outcome="info")
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is False
+    assert result.figures["lost"] == 1
+    assert result.anomalies[0]["enqueue"] == "info"
+
+
+def test_task_whose_enqueue_was_info_but_ran_is_recovered() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"], outcome="info")
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.complete("c0", ["t1"])
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is True
+    assert result.figures["recovered"] == 1
+
+
+def test_dead_stuck_and_unknown_completions_are_not_lost() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["dead", "stuck", "maybe"])
+    h.deliver("c0", [("dead", 2, 0, 1), ("maybe", 2, 0, 1)])
+    h.fail("c0", [("dead", 0)], "dead")
+    h.complete("c0", ["maybe"], outcome="info")
+    h.final(ready=[("stuck", 2)], dead=[("dead", "retries exhausted", 3, 4)])
+    result = judge(check_delivery, h)
+    assert result.valid is True
+    assert result.figures["lost"] == 0
+    assert result.figures["stuck"] == 1
+    assert result.figures["dead"] == 1
+
+
+def test_refused_ack_does_not_count_as_completion() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.complete("c0", ["t1"], refused=["t1"])
+    h.final()
+    assert judge(check_delivery, h).figures["lost"] == 1
+
+
+def test_lost_within_tolerance_passes() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.final()
+    assert judge(check_delivery, h, expect=Expectations(max_lost=1)).valid is True
+
+
+def test_without_final_state_a_loss_is_unknown() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    result = judge(check_delivery, h)
+    assert result.valid is None
+    assert "no final state" in result.note
+
+
+def test_unexpected_task_is_caught() -> None:
+    h = HistoryBuilder()
+    h.deliver("c0", [("ghost", 2, 0, 1)])
+    h.complete("c0", ["ghost"])
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is False
+    assert result.figures["unexpected"] == 1
+    assert kinds(result) == {"unexpected"}
+
+
+def test_completed_but_never_delivered_nor_enqueued_is_unexpected() -> None:
+    h = HistoryBuilder()
+    h.complete("c0", ["ghost"])
+    h.final()
+    assert judge(check_delivery, h).figures["unexpected"] == 1
+
+
+def test_task_re_added_under_a_new_id_is_not_unexpected() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0", [("x1", 2, 0, 1, "t1")])
+    h.complete("c0", ["x1"])
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is True
+    assert result.figures["unexpected"] == 0
+    assert result.figures["completed"] == 1
+
+
+def test_unexplained_duplicate_is_caught() -> None:
+    h = HistoryBuilder()
+    run_task(h, "t1", consumer="c0")
+    h.deliver("c1", [("t1", 2, 0, 2)])
+    h.complete("c1", ["t1"])
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is False
+    assert result.figures["duplicated"] == 1
+    assert result.figures["duplicated_unexplained"] == 1
+    assert result.figures["re_executed"] == 1
+
+
+def test_duplicate_explained_by_lease_expiry() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.advance(s=2.5)  # past pending_timeout_s = 2: the entry is reclaimed
+    h.deliver("c1", [("t1", 2, 0, 2)])
+    h.complete("c0", ["t1"])  # the slow first owner's ack was not refused
+    h.complete("c1", ["t1"])
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is True
+    assert result.figures["duplicated_explained"] == 1
+    assert result.anomalies[0]["reasons"] == ["lease expired"]
+
+
+def test_duplicate_explained_when_the_expired_owner_completes_last() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.advance(s=2.5)
+    h.deliver("c1", [("t1", 2, 0, 2)])
+    h.complete("c1", ["t1"])
+    h.complete("c0", ["t1"])
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is True
+    assert result.figures["duplicated_explained"] == 1
+
+
+def test_duplicate_explained_by_a_paused_owner() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#0", [("t1", 2, 0, 1)])
+    h.pause("c0", held=["t1"])
+    h.deliver("c1#0", [("t1", 2, 0, 2)])
+    h.complete("c1#0", ["t1"])
+    h.resume()
+    h.complete("c0#0", ["t1"])
+    h.final()
+    # A long lease: only the pause explains the second owner.
+    result = judge(check_delivery, h, pending_timeout_s=60.0)
+    assert result.valid is True
+    assert result.figures["duplicated_explained"] == 1
+    assert result.anomalies[0]["reasons"] == ["owner paused"]
+
+
+def test_duplicate_explained_by_a_redis_fault_after_the_first_ack() -> None:
+    h = HistoryBuilder()
+    run_task(h, "t1", consumer="c0")
+    h.fault("redis-kill", "redis", ends=False)
+    h.end_fault()
+    h.deliver("c1", [("t1", 2, 0, 1)])
+    h.complete("c1", ["t1"])
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is True
+    assert result.anomalies[0]["reasons"] == ["redis fault between the deliveries"]
+
+
+def test_duplicate_explained_by_a_redis_fault_while_the_first_owner_held_it() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.fault("redis-kill", "redis")  # restarted from an older snapshot: the lease to c0 is gone
+    h.deliver("c1", [("t1", 2, 0, 1)])
+    h.complete("c1", ["t1"])
+    h.complete("c0", ["t1"])
+    h.final()
+    result = judge(check_delivery, h, pending_timeout_s=60.0)
+    assert result.valid is True
+    assert result.figures["duplicated_explained"] == 1
+
+
+def test_redis_fault_before_the_first_delivery_explains_nothing() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.fault("redis-kill", "redis")
+    run_task(h, "t2")
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.complete("c0", ["t1"])
+    h.deliver("c1", [("t1", 2, 0, 2)])
+    h.complete("c1", ["t1"])
+    h.final()
+    assert judge(check_delivery, h).figures["duplicated_unexplained"] == 1
+
+
+def test_redelivery_after_a_confirmed_ack_is_unexplained_even_after_a_long_hold() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.advance(s=3)
+    h.complete("c0", ["t1"])  # acked ok after the lease ran out, and nobody had taken it over
+    h.deliver("c1", [("t1", 2, 0, 2)])
+    h.complete("c1", ["t1"])
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is False
+    assert result.figures["duplicated_unexplained"] == 1
+
+
+def test_pause_of_another_worker_explains_nothing() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.pause("c9")
+    h.deliver("c1", [("t1", 2, 0, 2)])
+    h.complete("c1", ["t1"])
+    h.resume()
+    h.complete("c0", ["t1"])
+    h.final()
+    assert judge(check_delivery, h, pending_timeout_s=60.0).figures["duplicated_unexplained"] == 1
+
+
+def test_duplicate_within_tolerance_passes() -> None:
+    h = HistoryBuilder()
+    run_task(h, "t1", consumer="c0")
+    h.deliver("c1", [("t1", 2, 0, 2)])
+    h.complete("c1", ["t1"])
+    h.final()
+    assert judge(check_delivery, h, expect=Expectations(max_unexplained_duplicates=1)).valid is True
+
+
+def test_handler_run_twice_with_one_ack_is_re_executed_not_duplicated() -> None:
+    h = HistoryBuilder()
+    run_task(h, "t1", consumer="c0")
+    h.deliver("c1", [("t1", 2, 0, 2)])
+    h.complete("c1", ["t1"], refused=["t1"])
+    h.final()
+    result = judge(check_delivery, h)
+    assert result.valid is True
+    assert result.figures["re_executed"] == 1
+    assert result.figures["duplicated"] == 0
+
+
+def test_loss_in_a_redis_fault_window_is_tolerated_when_allowed() -> None:
+    h = HistoryBuilder()
+    run_task(h, "t0")
+    h.enqueue("p0", ["t1"])
+    h.advance(ms=500)
+    h.fault("redis-kill", "redis", ends=False)
+    h.advance(ms=200)
+    h.end_fault()
+    h.advance(s=5)
+    h.enqueue("p0", ["t2"])  # long after the fault: a real loss
+    h.final()
+    allowed = judge(check_delivery, h, expect=Expectations(loss_allowed_in_redis_fault_windows=True))
+    assert allowed.figures["lost_in_fault_window"] == 1
+    assert allowed.figures["lost"] == 1
+    assert allowed.valid is False
+    strict = judge(check_delivery, h)
+    assert strict.figures["lost"] == 2
+
+
+def test_loss_before_the_window_is_not_excused() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.advance(s=3)
+    h.fault("redis-kill", "redis")
+    h.final()
+    result = judge(check_delivery, h, expect=Expectations(loss_allowed_in_redis_fault_windows=True))
+    assert result.figures["lost"] == 1
+    assert result.valid is False

@@ -1,0 +1,127 @@
+"""check_dlq: dead-lettered iff attempts ran out; never dead and completed; stored errors match."""
+
+from __future__ import annotations
+
+from harness.checkers.dlq import check_dlq
+from tests.unit.checkers.builder import HistoryBuilder, judge, run_task
+
+EXHAUSTED = "retries exhausted: boom"
+
+
+def fail_to_death(h: HistoryBuilder, tid: str, *, max_retries: int = 2, last: str = "dead") -> None:
+    h.enqueue("p0", [tid], max_retries=max_retries)
+    for attempt in range(max_retries + 1):
+        h.deliver("c0", [(tid, 2, attempt, 1)])
+        h.fail("c0", [(tid, attempt)], last if attempt == max_retries else "retried")
+
+
+def test_task_dead_after_its_retries_passes() -> None:
+    h = HistoryBuilder()
+    fail_to_death(h, "t1")
+    run_task(h, "t2")
+    h.final(dead=[("t1", EXHAUSTED, 2, 3)])
+    result = judge(check_dlq, h)
+    assert result.valid is True
+    assert result.figures["dead"] == 1
+    assert result.anomalies == []
+
+
+def test_dead_and_completed_is_caught() -> None:
+    h = HistoryBuilder()
+    run_task(h, "t1")
+    h.final(dead=[("t1", EXHAUSTED, 3, 4)])
+    result = judge(check_dlq, h)
+    assert result.valid is False
+    assert result.figures["dead_and_completed"] == 1
+
+
+def test_missing_from_dlq_is_caught() -> None:
+    h = HistoryBuilder()
+    fail_to_death(h, "t1")
+    h.final()
+    result = judge(check_dlq, h)
+    assert result.valid is False
+    assert result.figures["missing_from_dlq"] == 1
+    assert result.anomalies[0]["tid"] == "t1"
+
+
+def test_budget_used_up_without_a_dead_answer_is_still_missing() -> None:
+    h = HistoryBuilder()
+    fail_to_death(h, "t1", last="retried")  # the queue scheduled a retry past the budget
+    h.final()
+    assert judge(check_dlq, h).figures["missing_from_dlq"] == 1
+
+
+def test_wrong_stored_error_count_is_caught() -> None:
+    h = HistoryBuilder()
+    fail_to_death(h, "t1")
+    h.final(dead=[("t1", EXHAUSTED, 2, 2)])
+    result = judge(check_dlq, h)
+    assert result.valid is False
+    assert result.figures["wrong_error_count"] == 1
+
+
+def test_wrong_stored_attempts_is_caught() -> None:
+    h = HistoryBuilder()
+    fail_to_death(h, "t1")
+    h.final(dead=[("t1", EXHAUSTED, 0, 3)])
+    assert judge(check_dlq, h).figures["wrong_error_count"] == 1
+
+
+def test_dead_too_early_is_caught() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"], max_retries=2)
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.fail("c0", [("t1", 0)], "dead")
+    h.final(dead=[("t1", EXHAUSTED, 2, 3)])
+    assert judge(check_dlq, h).figures["wrong_error_count"] == 1
+
+
+def test_a_fail_with_a_lost_answer_may_have_counted() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"], max_retries=1)
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.fail("c0", [("t1", 0)], "info")
+    h.deliver("c0", [("t1", 2, 1, 1)])
+    h.fail("c0", [("t1", 1)], "dead")
+    h.final(dead=[("t1", EXHAUSTED, 1, 2)])
+    assert judge(check_dlq, h).valid is True
+
+
+def test_delivery_cap_reached_passes() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    for n in range(1, 6):
+        h.deliver(f"c{n}#0", [("t1", 2, 0, n)])
+        h.kill(f"c{n}", held=["t1"])
+    h.final(dead=[("t1", "delivery cap: 5", 0, 0)])
+    assert judge(check_dlq, h, delivery_cap=5).valid is True
+
+
+def test_delivery_cap_not_reached_is_caught() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c1#0", [("t1", 2, 0, 1)])
+    h.kill("c1", held=["t1"])
+    h.final(dead=[("t1", "delivery cap: 5", 0, 0)])
+    result = judge(check_dlq, h, delivery_cap=5)
+    assert result.valid is False
+    assert result.figures["cap_not_reached"] == 1
+
+
+def test_deliveries_to_processes_that_died_mid_read_may_count() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c1#0", [("t1", 2, 0, 1)])
+    for n in range(2, 6):
+        h.deliver_invoke(f"c{n}#0")
+        h.kill(f"c{n}")
+    h.final(dead=[("t1", "delivery cap: 5", 0, 0)])
+    assert judge(check_dlq, h, delivery_cap=5).valid is True
+
+
+def test_without_final_state_the_dlq_is_unknown() -> None:
+    h = HistoryBuilder()
+    fail_to_death(h, "t1")
+    result = judge(check_dlq, h)
+    assert result.valid is None

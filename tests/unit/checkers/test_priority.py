@@ -1,0 +1,122 @@
+"""check_priority: a read hands out a lower priority while a higher one has waited past the slack."""
+
+from __future__ import annotations
+
+from harness.checkers import Expectations
+from harness.checkers.priority import check_priority
+from tests.unit.checkers.builder import HistoryBuilder, judge
+
+
+def test_strict_priority_passes() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["low"], prio=3)
+    h.enqueue("p0", ["high"], prio=0)
+    h.advance(ms=50)
+    h.deliver("c0", [("high", 0, 0, 1), ("low", 3, 0, 1)])
+    h.final()
+    result = judge(check_priority, h)
+    assert result.valid is True
+    assert result.figures["reads_checked"] == 1
+    assert result.figures["inversions"] == 0
+
+
+def test_inversion_is_caught() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["high"], prio=0)
+    h.enqueue("p0", ["low"], prio=3)
+    h.advance(ms=50)
+    h.deliver("c0", [("low", 3, 0, 1)])
+    h.advance(ms=10)
+    h.deliver("c0", [("high", 0, 0, 1)])
+    h.final()
+    result = judge(check_priority, h)
+    assert result.valid is False
+    assert result.figures["inversions"] == 1
+    assert result.figures["worst_wait_ms"] >= 50
+    assert result.anomalies[0]["waiting"] == "high"
+    assert result.anomalies[0]["delivered"] == ["low"]
+
+
+def test_inversion_within_the_slack_is_allowed() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["high"], prio=0)
+    h.enqueue("p0", ["low"], prio=3)
+    h.deliver("c0", [("low", 3, 0, 1)])
+    h.deliver("c0", [("high", 0, 0, 1)])
+    h.final()
+    assert judge(check_priority, h).valid is True
+
+
+def test_overlapping_reads_prove_nothing() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["high"], prio=0)
+    h.enqueue("p0", ["low"], prio=3)
+    h.advance(ms=50)
+    h.deliver_invoke("c0")
+    h.deliver_invoke("c1")
+    h.deliver_ok("c1", [("low", 3, 0, 1)])
+    h.deliver_ok("c0", [("high", 0, 0, 1)])  # c0 may well have been served first
+    h.final()
+    assert judge(check_priority, h).valid is True
+
+
+def test_retries_and_reclaims_are_not_first_deliveries() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["high"], prio=0)
+    h.enqueue("p0", ["low", "old"], prio=3)
+    h.advance(ms=50)
+    h.deliver("c0", [("low", 3, 1, 1), ("old", 3, 0, 2)])
+    h.deliver("c0", [("high", 0, 0, 1)])
+    h.final()
+    result = judge(check_priority, h)
+    assert result.valid is True
+    assert result.figures["reads_checked"] == 1
+
+
+def test_tasks_never_delivered_are_left_to_other_checkers() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["high"], prio=0)
+    h.enqueue("p0", ["low"], prio=3)
+    h.advance(ms=50)
+    h.deliver("c0", [("low", 3, 0, 1)])
+    h.final(ready=[("high", 0)])
+    assert judge(check_priority, h).figures["inversions"] == 0
+
+
+def test_only_higher_priorities_count() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["a"], prio=2)
+    h.enqueue("p0", ["b"], prio=2)
+    h.advance(ms=50)
+    h.deliver("c0", [("b", 2, 0, 1)])
+    h.deliver("c0", [("a", 2, 0, 1)])
+    h.final()
+    assert judge(check_priority, h).figures["inversions"] == 0
+
+
+def test_inversions_within_tolerance_pass() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["high"], prio=0)
+    h.enqueue("p0", ["low"], prio=3)
+    h.advance(ms=50)
+    h.deliver("c0", [("low", 3, 0, 1)])
+    h.deliver("c0", [("high", 0, 0, 1)])
+    h.final()
+    assert judge(check_priority, h, expect=Expectations(max_priority_inversions=1)).valid is True
+
+
+def test_worst_wait_names_the_oldest_waiting_task() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["oldest"], prio=1)
+    h.advance(ms=100)
+    h.enqueue("p0", ["newer"], prio=0)
+    h.enqueue("p0", ["low1", "low2"], prio=3)
+    h.advance(ms=50)
+    h.deliver("c0", [("low1", 3, 0, 1)])
+    h.deliver("c0", [("low2", 3, 0, 1)])
+    h.deliver("c0", [("newer", 0, 0, 1), ("oldest", 1, 0, 1)])
+    h.final()
+    result = judge(check_priority, h)
+    assert result.figures["inversions"] == 2
+    assert result.figures["worst_wait_ms"] >= 150
+    assert {a["waiting"] for a in result.anomalies} == {"oldest"}

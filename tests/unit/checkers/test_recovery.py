@@ -1,0 +1,91 @@
+"""check_recovery: from a worker's death to each held task's redelivery."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.checkers import Expectations
+from harness.checkers.recovery import check_recovery
+from tests.unit.checkers.builder import HistoryBuilder, judge, run_task
+
+
+def killed_then_reclaimed(after_s: float) -> HistoryBuilder:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1", "t2"])
+    h.deliver("c0#0", [("t1", 2, 0, 1), ("t2", 2, 0, 1)])
+    h.kill("c0", held=["t1", "t2"])
+    h.advance(s=after_s)
+    h.deliver("c1#0", [("t1", 2, 0, 2), ("t2", 2, 0, 2)])
+    h.complete("c1#0", ["t1", "t2"])
+    h.final()
+    return h
+
+
+def test_recovery_time_is_measured() -> None:
+    result = judge(check_recovery, killed_then_reclaimed(2.0))
+    assert result.valid is True
+    assert result.figures["count"] == 2
+    assert result.figures["max_s"] == pytest.approx(2.0, abs=0.01)
+    assert result.figures["p50_s"] == pytest.approx(2.0, abs=0.01)
+
+
+def test_recovery_past_the_bound_fails() -> None:
+    result = judge(check_recovery, killed_then_reclaimed(5.0), expect=Expectations(max_recovery_s=3.0))
+    assert result.valid is False
+
+
+def test_recovery_within_the_bound_passes() -> None:
+    assert judge(check_recovery, killed_then_reclaimed(2.0), expect=Expectations(max_recovery_s=3.0)).valid is True
+
+
+def test_without_kills_there_is_nothing_to_measure() -> None:
+    h = HistoryBuilder()
+    run_task(h, "t1")
+    result = judge(check_recovery, h)
+    assert result.valid is True
+    assert "no kill" in result.note
+
+
+def test_kills_that_held_nothing_are_unknown() -> None:
+    h = HistoryBuilder()
+    run_task(h, "t1")
+    h.kill("c0")
+    assert judge(check_recovery, h).valid is None
+
+
+def test_held_task_never_seen_again_is_reported() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#0", [("t1", 2, 0, 1)])
+    h.kill("c0", held=["t1"])
+    h.final()
+    result = judge(check_recovery, h)
+    assert result.valid is True
+    assert result.figures["never_redelivered"] == 1
+    assert result.anomalies[0]["tid"] == "t1"
+    assert judge(check_recovery, h, expect=Expectations(max_recovery_s=10.0)).valid is False
+
+
+def test_held_task_finished_by_a_graceful_stop_is_fine() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#0", [("t1", 2, 0, 1)])
+    h.fault("term", "c0", held=["t1"])
+    h.complete("c0#0", ["t1"])
+    h.final()
+    result = judge(check_recovery, h)
+    assert result.valid is True
+    assert result.figures["settled_without_redelivery"] == 1
+    assert result.figures["never_redelivered"] == 0
+
+
+def test_held_task_whose_ack_was_in_flight_at_the_kill_is_fine() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#0", [("t1", 2, 0, 1)])
+    h.complete("c0#0", ["t1"], outcome=None)
+    h.kill("c0", held=["t1"])
+    h.final()
+    result = judge(check_recovery, h)
+    assert result.figures["never_redelivered"] == 0
+    assert result.figures["settled_without_redelivery"] == 1
