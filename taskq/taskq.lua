@@ -349,7 +349,8 @@ end
 -- ARGV: group, consumer, min_idle_ms, count, delivery_cap, now_ms.
 -- Takes over deliveries idle past the visibility timeout, highest priority first.
 -- An entry delivered delivery_cap times without ever being acked or failed keeps
--- killing its workers: it goes to the DLQ instead of around again.
+-- killing its workers: it goes to the DLQ instead of around again. An entry already
+-- reclaimed once is handed out alone (see below).
 -- Reply: per delivery: priority, entry id, deliveries, fields.
 local function reclaim(keys, args)
   local group, consumer = args[1], args[2]
@@ -358,7 +359,7 @@ local function reclaim(keys, args)
   local out, recovered = {}, 0
   for prio = 0, 3 do
     local stream = keys[prio + 1]
-    local pending = xpending(stream, group, 'IDLE', min_idle, '-', '+', count)
+    local pending = count > 0 and xpending(stream, group, 'IDLE', min_idle, '-', '+', count) or nil
     if pending ~= nil then
       for _, entry in ipairs(pending) do
         local id, deliveries = entry[1], entry[4]
@@ -372,13 +373,16 @@ local function reclaim(keys, args)
           end
           dead_letter(keys, prio, id, fields, reason, now)
           settle(stream, group, id)
-        elseif count > 0 then
+        elseif count > 0 and not (deliveries >= 2 and #out > 0) then
           local claimed = redis.call('XCLAIM', stream, group, consumer, min_idle, id, 'RETRYCOUNT', deliveries + 1)
           if #claimed > 0 then
             out[#out + 1] = prio; out[#out + 1] = id; out[#out + 1] = deliveries + 1
             out[#out + 1] = claimed[1][2]
             recovered = recovered + 1
             count = count - 1
+            -- Its holder died twice now: it may be what kills them. It goes out alone, so
+            -- a poison task takes no innocent batch-mates into the DLQ with it.
+            if deliveries >= 2 then count = 0 end
           end
         end
       end

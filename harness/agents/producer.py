@@ -19,6 +19,7 @@ from harness.history import FAIL, INFO, INVOKE, OK, Journal
 from harness.scenario import Scenario, Workload
 
 IN_FLIGHT = 4
+FIRST_POISON = 50
 
 
 def task_count(scenario: Scenario, index: int) -> int:
@@ -43,7 +44,10 @@ def batches(args: AgentArgs, start_ns: int) -> Iterator[tuple[int, list[TaskSpec
         due = start_ns + n * interval_ns
         tasks = []
         for _ in range(size):
-            tasks.append(_task(f"p{args.index}-{made}", due, work, rng))
+            task = _task(f"p{args.index}-{made}", due, work, rng)
+            if work.poison_fraction and args.index == 0 and made == FIRST_POISON:
+                task.payload["poison"] = True  # at least one, however short the run
+            tasks.append(task)
             made += 1
         yield due, tasks
         n += 1

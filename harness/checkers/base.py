@@ -27,6 +27,8 @@ class Expectations:
     check_fifo: bool = True
     max_recovery_s: float | None = None
     faults_must_hit: bool = True
+    # Dead letters the scenario is built to produce (poison tasks): fewer means it tested nothing.
+    min_dead: int = 0
     # Tasks acknowledged inside a Redis fault's unsafe window may be lost (weak persistence).
     loss_allowed_in_redis_fault_windows: bool = False
 

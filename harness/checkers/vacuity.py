@@ -2,6 +2,8 @@
 
 A worker fault (kill, pause, term, stop) hits when its victim held tasks. A Redis or network fault hits
 when some agent operation was invoked while it was active, or was still in flight when it began.
+A scenario that promises dead letters (poison tasks, failing handlers) and saw fewer than
+expect.min_dead proves nothing about the DLQ either.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from harness.checkers.index import WORKER_FAULTS, Fault, HistoryIndex
 
 
 def check_vacuity(index: HistoryIndex, context: CheckContext) -> CheckResult:
+    dead = len(index.final.dead) if index.final is not None else 0
+    if dead < context.expect.min_dead:
+        return CheckResult(name="vacuity", valid=None, figures={"dead": dead, "min_dead": context.expect.min_dead},
+                           note=f"expected at least {context.expect.min_dead} dead-lettered task(s), saw {dead}: "
+                                "the run proves nothing about the dead-letter path")  # fmt: skip
     if not index.faults:
         return CheckResult(name="vacuity", valid=True, note="no faults in this scenario")
     # Latest completion among operations invoked so far: an operation invoked before a fault and

@@ -126,3 +126,26 @@ async def _completed(queue: TaskQueue, n: int) -> bool:
 
 async def _exited_or_buried(worker: object, queue: TaskQueue) -> bool:
     return worker.poll() is not None or bool(await queue.dlq.length())
+
+
+async def test_poison_task_takes_no_innocent_batch_mates_into_the_dlq(
+    queue: TaskQueue, redis_server: LocalRedis, tmp_path: Path
+) -> None:
+    marker = {"marker": str(tmp_path)}
+    poison = await queue.add_task("crash", marker)
+    innocent = [await queue.add_task("sleep", {**marker, "seconds": 0}) for _ in range(3)]
+    for attempt in range(6):
+        if await queue.dlq.length():
+            break
+        worker = start_worker(redis_server.url, queue.keys.name, consumer=f"w{attempt}", delivery_cap=3)
+        try:
+            await eventually(lambda w=worker: _exited_or_buried(w, queue), timeout_s=15)  # type: ignore[misc]
+        finally:
+            stop_worker(worker)
+    finisher = start_worker(redis_server.url, queue.keys.name, consumer="finisher", delivery_cap=3)
+    try:
+        for tid in innocent:
+            await wait_for_file(tmp_path / f"{tid}.done")
+    finally:
+        stop_worker(finisher)
+    assert [d.task.task_id for d in await queue.dlq.entries() if d.task] == [poison]

@@ -86,3 +86,20 @@ def test_scenario_that_does_not_require_hits_passes() -> None:
     h = HistoryBuilder()
     h.kill("c0")
     assert judge(check_vacuity, h, expect=Expectations(faults_must_hit=False)).valid is True
+
+
+def test_fewer_dead_letters_than_promised_is_unknown() -> None:
+    h = HistoryBuilder()
+    run_task(h, "t1")
+    h.final()
+    result = judge(check_vacuity, h, expect=Expectations(min_dead=1))
+    assert result.valid is None
+    assert "expected at least 1 dead-lettered task(s), saw 0" in result.note
+
+
+def test_promised_dead_letters_seen_is_valid() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"], prio=2)
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.final(dead=[("t1", "delivery cap: delivered 3 times", 0, 1)])
+    assert judge(check_vacuity, h, expect=Expectations(min_dead=1)).valid is True
