@@ -74,7 +74,7 @@ class LocalRedis:
     """One redis-server child process bound to 127.0.0.1."""
 
     def __init__(self, workdir: Path, config: RedisConfig | None = None, *, port: int | None = None) -> None:
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()  # redis-server changes into --dir before opening its log
         self.config = config or RedisConfig()
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
