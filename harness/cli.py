@@ -22,7 +22,7 @@ from harness.checkers.base import validity_label
 from harness.errors import HarnessError
 from harness.history import read_history
 from harness.plan import Plan, make_plan
-from harness.providers import ExternalRedis, find_redis_server
+from harness.providers import check_provider
 from harness.report.markdown import figure_summary
 from harness.report.verdict import judge_run
 from harness.runner import RunResult, new_run_folder, run
@@ -59,13 +59,6 @@ def _status(prefix: str) -> Callable[[str], None]:
     return lambda line: err.print(f"[{time.monotonic() - start:6.1f}s] {prefix} {line}", markup=False)
 
 
-def check_redis(redis: str) -> None:
-    if redis == "local":
-        find_redis_server()
-    else:
-        ExternalRedis(redis).start()
-
-
 def print_verdict(result: RunResult) -> None:
     verdict = result.verdict
     table = Table(title=f"{verdict['scenario']} seed={verdict['seed']} queue={verdict['queue']}")
@@ -80,7 +73,7 @@ def print_verdict(result: RunResult) -> None:
             checker["name"], f"[{style}]{label}[/]", figures + (f" ({checker['note']})" if checker["note"] else "")
         )
     out.print(table)
-    throughput, latency = verdict["throughput"], verdict["latency_ms"]["enqueue_to_start"]
+    throughput, latency = verdict["throughput"], verdict["latency_ms"].get("enqueue_to_start", {})
     out.print(
         f"throughput {throughput['per_second']} tasks/s; enqueue-to-start p50 {latency.get('p50', '-')} ms, "
         f"p99 {latency.get('p99', '-')} ms, max {latency.get('max', '-')} ms"
@@ -89,7 +82,7 @@ def print_verdict(result: RunResult) -> None:
 
 
 def execute(plan: Plan, out_dir: Path, journaling: bool = True) -> None:
-    check_redis(plan.redis)
+    check_provider(plan.redis)
     folder = new_run_folder(out_dir, plan)
     err.print(f"run folder: {folder}", markup=False)
     result = run(plan, folder, status=_status(plan.scenario.name), journaling=journaling)

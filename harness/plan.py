@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,13 @@ PLAN_FORMAT = 1
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FaultEvent:
-    at_s: float
+    """One planned fault: at a time into the load phase, or once a number of tasks completed."""
+
     kind: str
     target: str
     duration_s: float
+    at_s: float | None = None
+    after_completed: int | None = None
     aim: str = "holding"
 
 
@@ -37,8 +40,7 @@ class Plan:
         return {
             "format": PLAN_FORMAT, "seed": self.seed, "queue": self.queue, "redis": self.redis,
             "queue_name": self.queue_name, "scenario": self.scenario.as_dict(),
-            "faults": [{"at_s": f.at_s, "kind": f.kind, "target": f.target, "duration_s": f.duration_s,
-                        "aim": f.aim} for f in self.faults],
+            "faults": [_fields(f) for f in self.faults],
         }  # fmt: skip
 
     def save(self, path: Path) -> None:
@@ -68,39 +70,44 @@ class Plan:
             raise HistoryError(f"{path} is not a valid plan ({exc})") from exc
 
 
+def _fields(event: FaultEvent) -> dict[str, Any]:
+    return {f.name: getattr(event, f.name) for f in fields(event)}
+
+
 def make_plan(scenario: Scenario, *, seed: int, queue: str, redis: str, queue_name: str) -> Plan:
     rng = random.Random(f"faults:{seed}")
     events = [event for spec in scenario.faults for event in _schedule(spec, scenario, rng)]
-    events.sort(key=lambda e: e.at_s)
+    events.sort(key=lambda e: (e.after_completed or 0, e.at_s or 0.0))
     return Plan(scenario=scenario, seed=seed, queue=queue, redis=redis, queue_name=queue_name, faults=tuple(events))
 
 
 def _schedule(spec: FaultSpec, scenario: Scenario, rng: random.Random) -> list[FaultEvent]:
-    duration = scenario.run.duration_s
+    def event(**when: Any) -> FaultEvent:
+        target = _target(spec, scenario, rng)
+        return FaultEvent(kind=spec.kind, target=target, duration_s=spec.duration_s, aim=spec.aim, **when)
+
+    if spec.after_completed:
+        return [event(after_completed=n) for n in spec.after_completed]
+    return [event(at_s=t) for t in _times(spec, scenario.run.duration_s, rng)]
+
+
+def _times(spec: FaultSpec, duration: float, rng: random.Random) -> list[float]:
     if spec.at_s:
-        times = [t for t in spec.at_s if t < duration]
-    else:
-        assert spec.every_s is not None
-        # Faults start once load flows and stop early enough to heal inside the run.
-        start, end = min(1.0, duration * 0.1), duration * 0.9
-        times, t = [], start + rng.expovariate(1 / spec.every_s)
-        while t < end:
-            times.append(round(t, 3))
-            t += rng.expovariate(1 / spec.every_s)
-        if not times and end > start:  # a short run still gets its fault: never vacuous by design
-            times = [round(rng.uniform(start, end), 3)]
-    return [
-        FaultEvent(
-            at_s=t, kind=spec.kind, target=_target(spec.target, scenario, rng), duration_s=spec.duration_s, aim=spec.aim
-        )
-        for t in times
-    ]
+        return [t for t in spec.at_s if t < duration]
+    assert spec.every_s is not None
+    # Faults start once load flows and stop early enough to heal inside the run.
+    start, end = min(1.0, duration * 0.1), duration * 0.9
+    times, t = [], start + rng.expovariate(1 / spec.every_s)
+    while t < end:
+        times.append(round(t, 3))
+        t += rng.expovariate(1 / spec.every_s)
+    if not times and end > start:  # a short run still gets its fault: never vacuous by design
+        times = [round(rng.uniform(start, end), 3)]
+    return times
 
 
-def _target(target: str, scenario: Scenario, rng: random.Random) -> str:
+def _target(spec: FaultSpec, scenario: Scenario, rng: random.Random) -> str:
+    target = spec.resolved_target
     if target == "consumer":
         return f"consumer-{rng.randrange(scenario.run.consumers)}"
-    index = int(target.removeprefix("consumer-"))
-    if index >= scenario.run.consumers:
-        raise ScenarioError(f"fault target {target} does not exist: the run has {scenario.run.consumers} consumers")
     return target

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +20,9 @@ from harness.fleet import Fleet
 from harness.history import INFO, OK, Journal, merge, read_journal, write_history
 from harness.nemesis import FaultContext, heal, run_schedule
 from harness.plan import Plan
-from harness.providers import ExternalRedis, LocalRedis, RedisConfig
+from harness.providers import make_provider
 from harness.providers.base import Provider
-from harness.report.verdict import judge_run
+from harness.report.verdict import judge_run, unjudged_verdict
 
 RUNNER = "runner"
 Status = Callable[[str], None]
@@ -52,19 +52,11 @@ def new_run_folder(out: Path, plan: Plan) -> Path:
     return folder
 
 
-def make_provider(plan: Plan, folder: Path) -> Provider:
-    if plan.redis == "local":
-        return LocalRedis(folder / "redis", RedisConfig(persistence=plan.scenario.run.persistence))
-    if plan.redis.startswith(("redis://", "rediss://", "unix://")):
-        return ExternalRedis(plan.redis)
-    raise SetupError(f"--redis {plan.redis!r} is not understood: use local or a redis:// / rediss:// URL")
-
-
 def run(plan: Plan, folder: Path, *, status: Status, journaling: bool = True) -> RunResult:
     """Execute the plan into `folder`; returns the verdict. Raises HarnessError when the run
     could not be carried out (then the folder holds error.txt, never a verdict)."""
     plan.save(folder / "plan.json")
-    provider = make_provider(plan, folder)
+    provider = make_provider(plan.redis, folder / "redis", plan.scenario.run.persistence)
     try:
         facts = asyncio.run(_execute(plan, folder, provider, status, journaling))
     except HarnessError as exc:
@@ -73,9 +65,11 @@ def run(plan: Plan, folder: Path, *, status: Status, journaling: bool = True) ->
     finally:
         with contextlib.suppress(Exception):
             provider.stop()
+    (folder / "run.json").write_text(json.dumps(facts, indent=2))
+    if not journaling:
+        return RunResult(folder, unjudged_verdict(folder, plan, facts))
     history = merge(read_journal(p) for p in sorted((folder / "journals").glob("*.jsonl")))
     write_history(folder / "history.jsonl", history)
-    (folder / "run.json").write_text(json.dumps(facts, indent=2))
     status("checking the history")
     return RunResult(folder, judge_run(folder, plan, history, facts))
 
@@ -83,6 +77,7 @@ def run(plan: Plan, folder: Path, *, status: Status, journaling: bool = True) ->
 class _Phases:
     def __init__(self, journal: Journal, status: Status) -> None:
         self.journal, self.status, self.times = journal, status, {}
+        self.completed_in_load = 0
 
     def enter(self, name: str) -> None:
         self.times[name] = self.journal.record(RUNNER, OK, "phase", {"name": name})
@@ -105,7 +100,9 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
     fleet = Fleet(folder, folder / "plan.json", provider.url, journaling)
     started = datetime.now(UTC).isoformat()
     with Journal(folder / "journals" / "nemesis.jsonl") as nemesis_journal:
-        ctx = FaultContext(fleet=fleet, journal=nemesis_journal, provider=provider, plan=plan)
+        ctx = FaultContext(
+            fleet=fleet, journal=nemesis_journal, provider=provider, plan=plan, completed=_completed_of(adapter)
+        )
         try:
             await _load_heal_drain(plan, fleet, ctx, adapter, phases)
         finally:
@@ -118,6 +115,7 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
     return {
         "started_at": started, "redis": provider.describe(), "phases_ns": phases.times,
         "restarts": fleet.restarts, "faults_applied": ctx.applied, "journaling": journaling,
+        "completed_in_load": phases.completed_in_load,
     }  # fmt: skip
 
 
@@ -136,6 +134,7 @@ async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter:
         await asyncio.sleep(0.05)
     load_over.set()
     fleet.stop([p for p in fleet.producers if p.alive()])
+    phases.completed_in_load = await ctx.completed()
     phases.enter("heal")
     await nemesis
     await heal(ctx)
@@ -168,6 +167,16 @@ async def _drain(
             return
         await asyncio.sleep(0.1)
     phases.status(f"drain deadline reached with {last}")
+
+
+def _completed_of(adapter: QueueAdapter) -> Callable[[], Awaitable[int]]:
+    async def completed() -> int:
+        try:
+            return int((await adapter.depth()).get("completed", 0))
+        except AdapterUnavailable:
+            return -1  # unknown now: the barrier waits
+
+    return completed
 
 
 async def _supervise(fleet: Fleet, ctx: FaultContext, journal: Journal) -> None:

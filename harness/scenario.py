@@ -15,10 +15,9 @@ from typing import Any, TypeVar
 from harness.adapters.base import QueueOptions
 from harness.checkers.base import Expectations
 from harness.errors import ScenarioError
+from harness.faults import FAULT_AIMS, FAULT_KINDS, targets_for
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
-WORKER_FAULTS = ("kill", "pause", "term")
-FAULT_AIMS = ("holding", "settling", "any")
 T = TypeVar("T")
 
 
@@ -76,23 +75,34 @@ class FaultSpec:
     """A kind of fault and how often it strikes; the seed turns it into a schedule."""
 
     kind: str
-    # Mean seconds between faults (seeded exponential), or fixed times.
+    # When: mean seconds between faults (seeded exponential), fixed times, or once this
+    # many tasks have completed (a barrier: the same plan strikes at the same point of
+    # the workload however fast the machine is).
     every_s: float | None = None
     at_s: tuple[float, ...] = ()
+    after_completed: tuple[int, ...] = ()
     # How long a pause lasts, or how long a killed process stays down.
     duration_s: float = 0.5
-    # Which processes: "consumer" (a random one each time) or "consumer-N".
-    target: str = "consumer"
-    # When to strike: once the victim holds tasks ("holding"), while it settles them
-    # ("settling": an ack or fail in flight), or at once ("any").
+    # Which: "consumer" (a random one each time), "consumer-N", "redis", or for network
+    # faults "all", "consumers", "producers". Empty: the kind's default.
+    target: str = ""
+    # When a consumer fault strikes: once the victim holds tasks ("holding"), while it
+    # settles them ("settling": an ack or fail in flight), or at once ("any").
     aim: str = "holding"
 
-    def validate(self) -> None:
-        _require(self.kind in WORKER_FAULTS, f"faults.kind {self.kind!r} is unknown: use one of {WORKER_FAULTS}")
-        _require((self.every_s is None) != (not self.at_s), "each fault needs exactly one of every_s or at_s")
+    @property
+    def resolved_target(self) -> str:
+        return self.target or FAULT_KINDS[self.kind].default_target
+
+    def validate(self, consumers: int) -> None:
+        _require(self.kind in FAULT_KINDS, f"faults.kind {self.kind!r} is unknown: use one of {sorted(FAULT_KINDS)}")
+        timings = sum((self.every_s is not None, bool(self.at_s), bool(self.after_completed)))
+        _require(timings == 1, "each fault needs exactly one of every_s, at_s or after_completed")
         _require(self.every_s is None or self.every_s > 0, "faults.every_s must be positive")
+        _require(all(n >= 0 for n in self.after_completed), "faults.after_completed must not be negative")
         _require(self.duration_s >= 0, "faults.duration_s must not be negative")
-        _require(self.target == "consumer" or self.target.startswith("consumer-"), "faults.target: consumer[-N]")
+        allowed = targets_for(FAULT_KINDS[self.kind], consumers)
+        _require(self.resolved_target in allowed, f"faults.target {self.target!r} of {self.kind}: use one of {allowed}")
         _require(self.aim in FAULT_AIMS, f"faults.aim {self.aim!r} is unknown: use one of {FAULT_AIMS}")
 
 
@@ -111,6 +121,8 @@ class Scenario:
         chosen = {k: v for k, v in overrides.items() if v is not None}
         run = replace(self.run, **chosen)
         run.validate()
+        for fault in self.faults:
+            fault.validate(run.consumers)
         return replace(self, run=run)
 
     def as_dict(self) -> dict[str, Any]:
@@ -165,7 +177,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario
         scenario.run.validate()
         scenario.workload.validate()
         for fault in scenario.faults:
-            fault.validate()
+            fault.validate(scenario.run.consumers)
     except ScenarioError as exc:
         raise ScenarioError(f"{source}: {exc}") from None
     return scenario

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 
 from harness.fleet import Fleet
@@ -22,6 +23,8 @@ class FaultContext:
     journal: Journal
     provider: Provider
     plan: Plan
+    # Tasks completed so far (a barrier for faults planned by progress, not time).
+    completed: Callable[[], Awaitable[int]]
     # Slots a fault has taken down and will bring back itself.
     busy_slots: set[int] = field(default_factory=set)
     applied: int = 0
@@ -42,20 +45,25 @@ def fault(kind: str) -> Callable[[FaultHandler], FaultHandler]:
 
 
 async def run_schedule(ctx: FaultContext, start: float, stop: asyncio.Event) -> None:
-    """Apply each planned fault at its time (faults may overlap); return when all have ended."""
-    running: list[asyncio.Task[None]] = []
-    for number, event in enumerate(ctx.plan.faults):
-        delay = start + event.at_s - time.monotonic()
-        if delay > 0:
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-                break  # the load phase ended first
-            except TimeoutError:
-                pass
-        running.append(asyncio.create_task(FAULTS[event.kind](ctx, event, f"{NEMESIS}-{number}")))
-        ctx.applied += 1
-    if running:
-        await asyncio.gather(*running)
+    """Apply each planned fault when its time or barrier comes (faults may overlap);
+    return when all have ended. Faults not yet triggered when `stop` is set never run."""
+    await asyncio.gather(
+        *(_when_due(ctx, event, f"{NEMESIS}-{n}", start, stop) for n, event in enumerate(ctx.plan.faults))
+    )
+
+
+async def _when_due(ctx: FaultContext, event: FaultEvent, process: str, start: float, stop: asyncio.Event) -> None:
+    if event.at_s is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, start + event.at_s - time.monotonic()))
+            return  # the load phase ended first
+    else:
+        while await ctx.completed() < (event.after_completed or 0):
+            if stop.is_set():
+                return
+            await asyncio.sleep(0.01)
+    ctx.applied += 1
+    await FAULTS[event.kind](ctx, event, process)
 
 
 async def heal(ctx: FaultContext) -> None:

@@ -73,3 +73,23 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
     (folder / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str))
     write_report(folder, verdict)
     return verdict
+
+
+def unjudged_verdict(folder: Path, plan: Plan, facts: dict[str, Any]) -> dict[str, Any]:
+    """A run without journals (to measure journaling's cost): throughput from the queue's
+    own completion count, nothing checked, so the verdict is unknown."""
+    phases = facts.get("phases_ns", {})
+    load_s = (phases.get("heal", 0) - phases.get("load", 0)) / 1e9
+    completed = int(facts.get("completed_in_load", 0))
+    verdict = {
+        "format": VERDICT_FORMAT, "valid": None, "scenario": plan.scenario.name, "seed": plan.seed,
+        "queue": plan.queue, "code_version": code_version(), "redis": facts.get("redis", {}),
+        "started_at": facts.get("started_at"), "run": plan.to_dict()["scenario"]["run"], "checkers": [],
+        "throughput": {"load_seconds": round(load_s, 3), "completed_during_load": completed,
+                       "per_second": round(completed / load_s, 1) if load_s > 0 else 0, "timeline": []},
+        "latency_ms": {}, "faults": {"planned": len(plan.faults), "applied": facts.get("faults_applied", 0)},
+        "restarts": facts.get("restarts", 0), "journaling": False, "replay": f"harness replay {folder}",
+        "note": "journaling was off: throughput only, nothing was checked",
+    }  # fmt: skip
+    (folder / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str))
+    return verdict
