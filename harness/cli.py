@@ -31,7 +31,7 @@ from harness.scenario import list_scenarios, load_scenario
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT = {True: 0, False: 1, None: 2}
 DEFAULT_OUT = Path("reports/runs")
-err = Console(stderr=True, highlight=False, width=160)
+err = Console(stderr=True, highlight=False, width=160, soft_wrap=True)
 out = Console(highlight=False, width=160)
 
 
@@ -43,15 +43,28 @@ def one_line_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except HarnessError as exc:
-            err.print(f"harness: {exc}", markup=False)
+            click.echo(f"harness: {exc}", err=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
 
 
 @click.group()
-def main() -> None:
+def cli() -> None:
     """harness: a Jepsen-style bench for Redis Streams task queues."""
+
+
+def main() -> None:
+    """Entry point: bad arguments are one line on stderr and exit 2, like every other error."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("harness: aborted", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        command = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "harness"
+        click.echo(f"harness: {exc.format_message()} (see `{command} --help`)", err=True)
+        sys.exit(2)
 
 
 def _status(prefix: str) -> Callable[[str], None]:
@@ -90,7 +103,7 @@ def execute(plan: Plan, out_dir: Path, journaling: bool = True) -> None:
     sys.exit(EXIT[result.valid])
 
 
-@main.command("run")
+@cli.command("run")
 @click.argument("scenario")
 @click.option("--seed", type=int, default=None, help="Fixes workload and faults (default: random, printed).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Seconds of load.")
@@ -124,7 +137,7 @@ def run_command(
     execute(plan, out_dir, journaling=not no_journal)
 
 
-@main.command("replay")
+@cli.command("replay")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
 @one_line_errors
@@ -135,7 +148,7 @@ def replay_command(run_dir: Path, out_dir: Path) -> None:
     execute(dataclasses.replace(plan, queue_name=fresh), out_dir)
 
 
-@main.command("check")
+@cli.command("check")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @one_line_errors
 def check_command(run_dir: Path) -> None:
@@ -149,7 +162,7 @@ def check_command(run_dir: Path) -> None:
     sys.exit(EXIT[result.valid])
 
 
-@main.command("list")
+@cli.command("list")
 def list_command() -> None:
     """Scenarios and queues you can run."""
     table = Table(title="scenarios")

@@ -30,6 +30,12 @@ INSTALL_HINT = "install it with `sudo apt-get install -y redis-server` (Debian/U
 
 
 def find_redis_server() -> str:
+    """The redis-server binary: $REDIS_SERVER if set (to test another build), else from PATH."""
+    chosen = os.environ.get("REDIS_SERVER")
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            raise SetupError(f"REDIS_SERVER={chosen} is not an executable file: fix the path or unset it")
+        return chosen
     found = shutil.which("redis-server") or next(
         (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.access(p, os.X_OK)), None
     )
