@@ -40,7 +40,7 @@ def one_round(out: Path, *, journaling: bool, tasks: int, consumers: int, seed: 
     runner_ops = [orjson.loads(line) for line in (folder / "journals" / "runner.jsonl").read_bytes().splitlines()]
     [final] = [op for op in runner_ops if op["f"] == "final"]
     completed = int(final["value"]["stats"]["tasks_completed"])
-    return completed / ((phases["final"] - phases["load"]) / 1e9)
+    return completed / ((int(phases["final"]) - int(phases["load"])) / 1e9)
 
 
 def main() -> None:
