@@ -138,14 +138,34 @@ def run_command(
 
 
 @cli.command("replay")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
 @one_line_errors
-def replay_command(run_dir: Path, out_dir: Path) -> None:
-    """Run the plan of RUN_DIR again: same scenario, seed, faults and queue (a new queue name)."""
-    plan = Plan.load(run_dir / "plan.json")
+def replay_command(run: Path, out_dir: Path) -> None:
+    """Run a plan again (a run folder, or a plan file from `harness search`): same scenario,
+    seed, faults and queue, on a new queue name."""
+    plan = Plan.load(run / "plan.json" if run.is_dir() else run)
     fresh = f"{plan.queue_name.rsplit('-', 1)[0]}-{int(time.time() * 1000) % 10**9}"
     execute(dataclasses.replace(plan, queue_name=fresh), out_dir)
+
+
+@cli.command("search")
+@click.option("--queue", default="taskq", show_default=True, help="taskq, taskq-mutant:NAME or module:factory.")
+@click.option(
+    "--examples", type=click.IntRange(min=1), default=20, show_default=True, help="Plans to try before shrinking."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the search itself.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports/search"), show_default=True)
+@one_line_errors
+def search_command(queue: str, examples: int, seed: int, out_dir: Path) -> None:
+    """Generate small fault plans until one makes QUEUE invalid; shrink it to a replayable plan file."""
+    from harness.search import search  # noqa: PLC0415 - Hypothesis loads only for this command
+
+    adapter_factory(queue)
+    check_provider("local")
+    outcome = search(queue, max_examples=examples, out=out_dir, seed=seed, status=_status("search"))
+    out.print(outcome.summary())
+    sys.exit(1 if outcome.plan is not None else 0)
 
 
 @cli.command("check")

@@ -128,9 +128,13 @@ async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter:
     nemesis = asyncio.create_task(run_schedule(ctx, start, load_over))
     progress = _Progress(plan, fleet, adapter, phases.status, start)
     deadline = start + run_settings.duration_s * 3 + PRODUCER_GRACE_S
-    while not fleet.producers_done() and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         await _supervise(fleet, ctx, phases.journal)
         await progress.tick()
+        # Load ends with the producers, unless faults still wait for their barrier: then
+        # when they have run, or when the queue ran dry and they never can.
+        if fleet.producers_done() and (nemesis.done() or await _idle(adapter)):
+            break
         await asyncio.sleep(0.05)
     load_over.set()
     fleet.stop([p for p in fleet.producers if p.alive()])
@@ -167,6 +171,14 @@ async def _drain(
             return
         await asyncio.sleep(0.1)
     phases.status(f"drain deadline reached with {last}")
+
+
+async def _idle(adapter: QueueAdapter) -> bool:
+    try:
+        depth = await adapter.depth()
+    except AdapterUnavailable:
+        return False
+    return depth["ready"] + depth["pending"] + depth["delayed"] == 0
 
 
 def _completed_of(adapter: QueueAdapter) -> Callable[[], Awaitable[int]]:

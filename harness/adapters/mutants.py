@@ -43,6 +43,10 @@ class _RawCommands(TaskqAdapter):
         commands: list[tuple[Any, ...]] = [("XACK", stream, group, entry_id)]
         return [*commands, ("XDEL", stream, entry_id)] if delete else commands
 
+    def _completed(self, delivered: list[Delivered]) -> tuple[Any, ...]:
+        """The seed kept a tasks_completed metric too; progress barriers read it."""
+        return ("HINCRBY", self.queue.keys.stats, "tasks_completed", len(delivered))
+
     def _retry_fields(self, delivered: Delivered, *, task_id: str, retry_count: int, error: str = "") -> list[Any]:
         """The fields of a retry of `delivered`, with this attempt's error added to its history."""
         task = Task(
@@ -61,7 +65,7 @@ class AckWrongStream(_RawCommands):
 
     async def complete(self, consumer: str, delivered: list[Delivered]) -> list[bool]:
         commands = [c for d in delivered for c in self._settle_commands(0, d.handle.receipt.entry_id)]
-        await self._raw(commands)
+        await self._raw([*commands, self._completed(delivered)])
         return [True] * len(delivered)
 
 
@@ -74,7 +78,7 @@ class NoDelete(_RawCommands):
         commands = [
             c for d in delivered for c in self._settle_commands(d.priority, d.handle.receipt.entry_id, delete=False)
         ]
-        await self._raw(commands)
+        await self._raw([*commands, self._completed(delivered)])
         return [True] * len(delivered)
 
 
@@ -145,8 +149,21 @@ class ReceiptMap(_RawCommands):
             receipt: Receipt = d.handle.receipt
             priority = self._stream_of.pop(receipt.entry_id, _NORMAL)
             commands += self._settle_commands(priority, receipt.entry_id)
-        await self._raw(commands)
+        await self._raw([*commands, self._completed(delivered)])
         return [True] * len(delivered)
+
+
+class SlowAck(TaskqAdapter):
+    """A performance bug, not a correctness one: every ack call sleeps a few ms first (as a
+    stray synchronous log flush or an extra round trip would). Correct, only slower: the
+    performance gate must catch it (`harness gate ci --queue taskq-mutant:slow`)."""
+
+    name = "taskq-mutant:slow"
+    delay_s = 0.003
+
+    async def complete(self, consumer: str, delivered: list[Delivered]) -> list[bool]:
+        await asyncio.sleep(self.delay_s)
+        return await super().complete(consumer, delivered)
 
 
 MUTANTS: dict[str, type[TaskqAdapter]] = {
@@ -155,5 +172,6 @@ MUTANTS: dict[str, type[TaskqAdapter]] = {
     "retry-reset": RetryReset,
     "split-fail": SplitFail,
     "receipt-map": ReceiptMap,
+    "slow": SlowAck,
 }
 MUTANT_DOCS = {name: " ".join((cls.__doc__ or "").split()) for name, cls in MUTANTS.items()}

@@ -1,0 +1,135 @@
+"""Generated fault schedules: Hypothesis draws small plans, the harness runs and judges
+each, and a plan that fails is shrunk to a short reproduction saved as a plan file
+(`harness replay FILE` runs it again).
+
+Plans are built to give the same verdict when run again: a fixed number of tasks,
+handler failures drawn from the seed, and faults triggered by progress (after so
+many completions) rather than by wall-clock time.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
+
+from harness.plan import Plan, make_plan
+from harness.runner import new_run_folder, run
+from harness.scenario import scenario_from_dict
+
+WORKER_FAULT_KINDS = ("kill", "pause", "term")
+
+
+@st.composite
+def fault_specs(draw: st.DrawFn, tasks: int, consumers: int) -> dict[str, Any]:
+    kind = draw(st.sampled_from(WORKER_FAULT_KINDS))
+    return {
+        "kind": kind,
+        "after_completed": [draw(st.integers(0, max(0, tasks - 1)))],
+        "target": f"consumer-{draw(st.integers(0, consumers - 1))}",
+        # A pause longer than the visibility timeout makes leases expire; a short one does not.
+        "duration_s": draw(st.sampled_from([0.1, 1.0] if kind == "pause" else [0.1, 0.3])),
+        "aim": draw(st.sampled_from(["holding", "settling"])),
+    }
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, max_tasks: int = 600) -> dict[str, Any]:
+    """A small scenario, as the data a scenario file holds."""
+    consumers = draw(st.integers(2, 3))
+    tasks = draw(st.integers(50, max_tasks))
+    return {
+        "name": "generated",
+        "description": "drawn by harness.search",
+        "run": {"tasks": tasks, "rate": 0.0, "producers": 1, "consumers": consumers, "duration_s": 5.0,
+                "drain_timeout_s": 15.0},
+        "workload": {
+            "failure_probability": draw(st.sampled_from([0.0, 0.2, 0.5])),
+            "max_retries": draw(st.integers(0, 2)),
+            "task_ms_mean": draw(st.sampled_from([0.0, 2.0])),
+            "priorities": draw(st.sampled_from([[0.1, 0.2, 0.5, 0.2], [0.0, 0.0, 1.0, 0.0], [0.5, 0.0, 0.0, 0.5]])),
+            "read_count": draw(st.integers(1, 20)),
+        },
+        "queue": {"pending_timeout_s": 0.5, "retry_base_delay_s": 0.0},
+        "faults": draw(st.lists(fault_specs(tasks, consumers), max_size=3)),
+        "expect": {"faults_must_hit": False},
+    }  # fmt: skip
+
+
+def plans(queue: str) -> st.SearchStrategy[Plan]:
+    def build(data: dict[str, Any], seed: int) -> Plan:
+        scenario = scenario_from_dict(data, "generated plan")
+        return make_plan(scenario, seed=seed, queue=queue, redis="local", queue_name=f"search-{seed}")
+
+    return st.builds(build, scenarios(), st.integers(0, 2**16))
+
+
+def plan_size(plan: Plan) -> str:
+    run_settings = plan.scenario.run
+    faults = ", ".join(f"{f.kind}@{f.after_completed}" for f in plan.faults) or "no faults"
+    return f"{run_settings.tasks} tasks, {run_settings.consumers} consumers, {faults}"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOutcome:
+    queue: str
+    plan: Plan | None
+    plan_file: Path | None
+    examples_to_find: int
+    shrink_steps: int
+    seconds: float
+
+    def summary(self) -> str:
+        if self.plan is None:
+            return f"{self.queue}: nothing found in {self.examples_to_find} examples ({self.seconds:.0f} s)"
+        return (
+            f"{self.queue}: found after {self.examples_to_find} example(s), shrunk in {self.shrink_steps} step(s), "
+            f"{self.seconds:.0f} s in all: {plan_size(self.plan)} -> {self.plan_file}"
+        )
+
+
+def search(
+    queue: str, *, max_examples: int, out: Path, seed: int = 0, status: Callable[[str], None] = print
+) -> SearchOutcome:
+    """Look for a plan on which `queue` is judged invalid; shrink it; save it under `out`."""
+    calls = {"n": 0, "first_failure": 0}
+    start = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    plan_file = out / f"{queue.replace(':', '-')}.plan.json"
+
+    def fails(plan: Plan) -> bool:
+        calls["n"] += 1
+        with tempfile.TemporaryDirectory() as runs:
+            verdict = run(plan, new_run_folder(Path(runs), plan), status=lambda line: None).verdict
+        failed = verdict["valid"] is False
+        if failed:
+            calls["first_failure"] = calls["first_failure"] or calls["n"]
+            plan.save(plan_file)  # the last failure saved is the shrunk one
+        status(f"example {calls['n']}: {'INVALID' if failed else 'ok'}  ({plan_size(plan)})")
+        return failed
+
+    config = settings(
+        max_examples=max_examples, database=None, deadline=None, phases=[Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )  # fmt: skip
+    try:
+        found: Plan | None = find(plans(queue), fails, settings=config, random=random.Random(seed))
+    except NoSuchExample:
+        found = None
+    first = calls["first_failure"]
+    return SearchOutcome(
+        queue=queue,
+        plan=found,
+        plan_file=plan_file if found is not None else None,
+        examples_to_find=first if found is not None else calls["n"],
+        shrink_steps=calls["n"] - first if found is not None else 0,
+        seconds=time.monotonic() - start,
+    )
