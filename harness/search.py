@@ -19,7 +19,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
-from hypothesis.errors import NoSuchExample
+from hypothesis.errors import FlakyFailure, NoSuchExample
 
 from harness.plan import Plan, make_plan
 from harness.runner import new_run_folder, run
@@ -58,7 +58,7 @@ def scenarios(draw: st.DrawFn, max_tasks: int = 600) -> dict[str, Any]:
             "priorities": draw(st.sampled_from([[0.1, 0.2, 0.5, 0.2], [0.0, 0.0, 1.0, 0.0], [0.5, 0.0, 0.0, 0.5]])),
             "read_count": draw(st.integers(1, 20)),
         },
-        "queue": {"pending_timeout_s": 0.5, "retry_base_delay_s": 0.0},
+        "queue": {"pending_timeout_s": 1.0, "retry_base_delay_s": 0.0},
         "faults": draw(st.lists(fault_specs(tasks, consumers), max_size=3)),
         "expect": {"faults_must_hit": False},
     }  # fmt: skip
@@ -105,11 +105,15 @@ def search(
     out.mkdir(parents=True, exist_ok=True)
     plan_file = out / f"{queue.replace(':', '-')}.plan.json"
 
+    def invalid(plan: Plan) -> bool:
+        with tempfile.TemporaryDirectory() as runs:
+            return run(plan, new_run_folder(Path(runs), plan), status=lambda line: None).verdict["valid"] is False
+
     def fails(plan: Plan) -> bool:
         calls["n"] += 1
-        with tempfile.TemporaryDirectory() as runs:
-            verdict = run(plan, new_run_folder(Path(runs), plan), status=lambda line: None).verdict
-        failed = verdict["valid"] is False
+        # A failure counts only if it happens again: a plan that fails by chance (a stall
+        # that let a lease expire) would lead the shrinker to a reproduction that is not one.
+        failed = invalid(plan) and invalid(plan)
         if failed:
             calls["first_failure"] = calls["first_failure"] or calls["n"]
             plan.save(plan_file)  # the last failure saved is the shrunk one
@@ -124,6 +128,8 @@ def search(
         found: Plan | None = find(plans(queue), fails, settings=config, random=random.Random(seed))
     except NoSuchExample:
         found = None
+    except FlakyFailure:  # the last confirmed failure is still saved: report it
+        found = Plan.load(plan_file) if plan_file.exists() else None
     first = calls["first_failure"]
     return SearchOutcome(
         queue=queue,
