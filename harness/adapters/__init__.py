@@ -1,7 +1,8 @@
 """Adapters: the protocol for driving a queue, the reference taskq, and its mutants.
 
-A queue is named on the command line as `taskq`, `taskq-mutant:NAME`, or
-`module:factory` for your own (a callable returning a QueueAdapter).
+A queue is named on the command line as `taskq`, `taskq-mutant:NAME`, `raw` (the
+plain redis-py ceiling taskq is measured against), or `module:factory` for your own
+(a callable returning a QueueAdapter).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from harness.adapters.base import (
     TaskSpec,
 )
 from harness.adapters.mutants import MUTANTS
+from harness.adapters.raw import RawAdapter
 from harness.adapters.taskq_adapter import TaskqAdapter
 from harness.errors import AdapterError
 
@@ -32,6 +34,7 @@ __all__ = [
     "FinalState",
     "QueueAdapter",
     "QueueOptions",
+    "RawAdapter",
     "TaskSpec",
     "TaskqAdapter",
     "adapter_factory",
@@ -42,6 +45,8 @@ def adapter_factory(spec: str) -> Callable[[], QueueAdapter]:
     """The factory for `spec`; raises AdapterError with the choices when unknown."""
     if spec == "taskq":
         return TaskqAdapter
+    if spec == "raw":
+        return RawAdapter
     if spec.startswith(MUTANT_PREFIX):
         name = spec.removeprefix(MUTANT_PREFIX)
         if name not in MUTANTS:
@@ -50,7 +55,7 @@ def adapter_factory(spec: str) -> Callable[[], QueueAdapter]:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise AdapterError(
-            f"unknown queue {spec!r}: use taskq, {MUTANT_PREFIX}NAME ({', '.join(MUTANTS)}), or module:factory"
+            f"unknown queue {spec!r}: use taskq, raw, {MUTANT_PREFIX}NAME ({', '.join(MUTANTS)}), or module:factory"
         )
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
