@@ -14,6 +14,7 @@ from typing import Any
 from harness.adapters import Delivered, QueueAdapter
 from harness.adapters.base import AdapterUnavailable
 from harness.agents.common import AgentArgs, attempt_fails, connect, stop_event
+from harness.agents.stats import AgentStats
 from harness.history import INFO, INVOKE, OK, Journal
 
 POISON_EXIT_CODE = 3
@@ -33,6 +34,7 @@ class Consumer:
         self.process = args.name
         self.consumer = args.name.replace("#", "-")
         self.workload = args.plan.scenario.workload
+        self.stats = AgentStats(args.name, "consumer")
 
     async def step(self) -> None:
         """One read, the work, and the settling of what was read."""
@@ -43,12 +45,18 @@ class Consumer:
             self.journal.record(self.process, INFO, "deliver", {"error": str(exc)})
             await asyncio.sleep(0.05)
             return
-        self.journal.record(self.process, OK, "deliver", {"tasks": [delivery_record(d) for d in batch]})
+        delivered_ns = self.journal.record(self.process, OK, "deliver", {"tasks": [delivery_record(d) for d in batch]})
         if not batch:
+            self.stats.counts["empty_reads"] += 1
             return
+        self._record_starts(batch, delivered_ns)
         if any(isinstance(d.payload, dict) and d.payload.get("poison") for d in batch):
             os._exit(POISON_EXIT_CODE)  # the handler crashes the worker, mid-batch
-        await asyncio.gather(*(asyncio.sleep(_run_s(d)) for d in batch))
+        # The batch's tasks run side by side: it takes as long as its longest task. A batch of
+        # zero-time tasks does not even yield to the loop (latency runs measure the queue, not us).
+        longest_s = max(_run_s(d) for d in batch)
+        if longest_s > 0:
+            await asyncio.sleep(longest_s)
         seed, p = self.args.plan.seed, self.workload.failure_probability
         failed = [d for d in batch if attempt_fails(seed, d.tid, d.attempt, p)]
         succeeded = [d for d in batch if d not in failed]
@@ -65,7 +73,21 @@ class Consumer:
             self.journal.record(self.process, INFO, "complete", {"error": str(exc)})
             return
         refused = [d.tid for d, ok in zip(done, acked, strict=True) if not ok]
-        self.journal.record(self.process, OK, "complete", {"refused": refused})
+        done_ns = self.journal.record(self.process, OK, "complete", {"refused": refused})
+        for d, ok in zip(done, acked, strict=True):
+            due = d.payload.get("due") if ok and isinstance(d.payload, dict) else None
+            if isinstance(due, int):
+                self.stats.record_ns("enqueue_to_complete", done_ns - due)
+        self.stats.counts["completed"] += len(done) - len(refused)
+
+    def _record_starts(self, batch: list[Delivered], delivered_ns: int) -> None:
+        """First deliveries only, as the history's figures count them."""
+        self.stats.counts["reads"] += 1
+        self.stats.counts["delivered"] += len(batch)
+        for d in batch:
+            due = d.payload.get("due") if isinstance(d.payload, dict) else None
+            if d.attempt == 0 and d.deliveries == 1 and isinstance(due, int):
+                self.stats.record_ns("enqueue_to_start", delivered_ns - due)
 
     async def _fail(self, failed: list[Delivered]) -> None:
         errors = [(d, f"planned failure of attempt {d.attempt}") for d in failed]
@@ -95,4 +117,5 @@ async def run_consumer(args: AgentArgs) -> None:
             await consumer.step()
     finally:
         journal.close()
+        consumer.stats.write(args.journal)
         await adapter.close()
