@@ -33,6 +33,9 @@ fault      {"kind": str, "target": str, "held": [tid]}   ok: {} when the fault e
            (held: tasks the victim held when hit)        info: {"error": str} if it could not be applied
 exit       (no invoke) type "info": a process died unexpectedly: {"code": int}
 phase      (no invoke) type "ok" by "runner": {"name": "setup"|"load"|"heal"|"drain"|"final"}
+depth      (no invoke) type "ok" by "runner", sampled every 0.2 s through load and drain:
+           the adapter's depth(): {"ready": int, "pending": int, "delayed": int, "dead": int,
+           "completed": int (when the queue counts it)}; for the depth plot, never judged
 final      (no invoke) type "ok" by "runner": the server state after the drain:
            {"ready": [[tid, prio], ...], "pending": [[tid, prio, consumer], ...],
             "delayed": [tid, ...], "dead": [[tid, reason, attempts, errors], ...],

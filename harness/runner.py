@@ -27,6 +27,8 @@ from harness.report.verdict import judge_run, unjudged_verdict
 RUNNER = "runner"
 Status = Callable[[str], None]
 PRODUCER_GRACE_S = 10.0
+# How often the queue's depth is sampled into the history (f="depth"), for the depth plot.
+DEPTH_SAMPLE_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,7 @@ async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter:
     start = time.monotonic()
     load_over = asyncio.Event()
     nemesis = asyncio.create_task(run_schedule(ctx, start, load_over))
-    progress = _Progress(plan, fleet, adapter, phases.status, start)
+    progress = _Progress(plan, fleet, adapter, phases.status, start, journal=phases.journal)
     deadline = start + run_settings.duration_s * 3 + PRODUCER_GRACE_S
     while time.monotonic() < deadline:
         await _supervise(fleet, ctx, phases.journal)
@@ -207,21 +209,30 @@ async def _supervise(fleet: Fleet, ctx: FaultContext, journal: Journal) -> None:
 
 
 class _Progress:
-    """A status line every few seconds: time, queue depth, completions, faults, restarts."""
+    """Depth samples into the history every DEPTH_SAMPLE_S, and a status line every few seconds:
+    time, queue depth, completions, faults, restarts."""
 
-    def __init__(self, plan: Plan, fleet: Fleet, adapter: QueueAdapter, status: Status, start: float) -> None:
+    def __init__(
+        self, plan: Plan, fleet: Fleet, adapter: QueueAdapter, status: Status, start: float, *, journal: Journal
+    ) -> None:
         self.plan, self.fleet, self.adapter, self.status, self.start = plan, fleet, adapter, status, start
+        self.journal = journal
         self.next_at = start + 1.0
+        self.next_sample_at = start
 
     async def tick(self) -> None:
         now = time.monotonic()
+        if now < self.next_sample_at:
+            return
+        self.next_sample_at = now + DEPTH_SAMPLE_S
+        try:
+            depth = await self.adapter.depth()
+            self.journal.record(RUNNER, OK, "depth", depth)
+        except AdapterUnavailable:
+            depth = {}
         if now < self.next_at:
             return
         self.next_at = now + 2.0
-        try:
-            depth = await self.adapter.depth()
-        except AdapterUnavailable:
-            depth = {}
         elapsed = now - self.start
         self.status(
             f"{elapsed:5.1f}s/{self.plan.scenario.run.duration_s:g}s  completed={depth.get('completed', '?')}  "

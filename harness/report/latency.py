@@ -22,7 +22,10 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
 
 
-def task_times(history: Iterable[Op]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+TaskTimes = tuple[dict[str, int], dict[str, int], dict[str, int]]
+
+
+def task_times(history: Iterable[Op]) -> TaskTimes:
     """Per task: due time, first delivery time, first successful completion time (ns)."""
     due: dict[str, int] = {}
     started: dict[str, int] = {}
@@ -46,8 +49,8 @@ def task_times(history: Iterable[Op]) -> tuple[dict[str, int], dict[str, int], d
     return due, started, completed
 
 
-def latency_histograms(history: list[Op]) -> dict[str, HdrHistogram]:
-    due, started, completed = task_times(history)
+def latency_histograms(history: list[Op], times: TaskTimes | None = None) -> dict[str, HdrHistogram]:
+    due, started, completed = times or task_times(history)
     histograms = {"enqueue_to_start": new_histogram(), "enqueue_to_complete": new_histogram()}
     for name, ends in (("enqueue_to_start", started), ("enqueue_to_complete", completed)):
         histogram = histograms[name]
@@ -69,11 +72,22 @@ def summarize(histogram: HdrHistogram) -> dict[str, Any]:
     return figures
 
 
-def completions_per_second(history: list[Op], start_ns: int, end_ns: int) -> list[int]:
+def completions_per_second(history: list[Op], start_ns: int, end_ns: int, times: TaskTimes | None = None) -> list[int]:
     """Successful completions in each second from start_ns to end_ns."""
-    _, _, completed = task_times(history)
+    _, _, completed = times or task_times(history)
     buckets = [0] * max(1, int((end_ns - start_ns) / 1e9) + 1)
     for t in completed.values():
         if start_ns <= t <= end_ns:
             buckets[int((t - start_ns) / 1e9)] += 1
     return buckets
+
+
+def overall_throughput(completed: dict[str, int], start_ns: int) -> dict[str, Any]:
+    """Every task completed, over the time from the start of the load to the last completion
+    (drain included): the figure for a fixed amount of work, however producers and consumers
+    shared the machine on the way."""
+    done = [t for t in completed.values() if t >= start_ns]
+    if not done:
+        return {"completed": 0, "seconds": None, "per_second": 0.0}
+    seconds = max(1e-9, (max(done) - start_ns) / 1e9)
+    return {"completed": len(done), "seconds": round(seconds, 3), "per_second": round(len(done) / seconds, 1)}

@@ -1,7 +1,8 @@
-"""report.md: the verdict as people read it."""
+"""report.md: the verdict as people read it, with the run's plots."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,32 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def write_report(folder: Path, verdict: dict[str, Any]) -> None:
+LATENCY_COLUMNS = ("count", "p50", "p90", "p99", "p99.9", "p99.99", "max")
+PLOT_CAPTIONS = {
+    "throughput.png": "Throughput over time (fault windows shaded)",
+    "latency.png": "Enqueue-to-start latency over time, by due time (fault windows shaded)",
+    "percentiles.png": "Latency percentile spectrum (HDR histograms merged across processes)",
+    "depth.png": "Queue depth over time: ready, pending, delayed",
+}
+
+
+def latency_table(latency_ms: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown rows: one per latency kind, percentiles in ms."""
+    lines = ["| latency (ms) | " + " | ".join(LATENCY_COLUMNS) + " |", "|---" * (len(LATENCY_COLUMNS) + 1) + "|"]
+    for name, figures in latency_ms.items():
+        cells = [str(figures.get(k, "-")) for k in LATENCY_COLUMNS]
+        lines.append(f"| {name.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def cost_table(agents: dict[str, Any]) -> list[str]:
+    lines = ["| role | processes | CPU s | CPU µs per completed task |", "|---|---|---|---|"]
+    for role, cost in sorted(agents.items()):
+        lines.append(f"| {role} | {cost['processes']} | {cost['cpu_s']} | {cost['cpu_us_per_task']} |")
+    return lines
+
+
+def write_report(folder: Path, verdict: dict[str, Any], plots: Sequence[str] = (), problem: str | None = None) -> None:
     lines = [
         f"# {verdict['scenario']} (seed {verdict['seed']}) on {verdict['queue']}: {validity_label(verdict['valid'])}",
         "",
@@ -64,9 +90,17 @@ def write_report(folder: Path, verdict: dict[str, Any]) -> None:
     throughput = verdict["throughput"]
     lines += ["", "## Throughput and latency", ""]
     lines.append(f"- completed during load: {throughput['completed_during_load']} ({throughput['per_second']} tasks/s)")
-    for name, figures in verdict["latency_ms"].items():
-        shown = ", ".join(f"{k} {v}" for k, v in figures.items())
-        lines.append(f"- {name.replace('_', ' ')} (ms): {shown}")
+    source = verdict.get("latency_source", "history")
+    lines.append(f"- latency counts from each task's due time (open loop); histograms from the {source}")
+    if verdict["latency_ms"]:
+        lines += ["", *latency_table(verdict["latency_ms"])]
+    if verdict.get("agents"):
+        lines += ["", *cost_table(verdict["agents"])]
+    if plots or problem:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{PLOT_CAPTIONS.get(name, name)}]({name})\n" for name in plots]
+        if problem:
+            lines.append(f"- {problem}")
     anomalies = [(r["name"], a) for r in verdict["checkers"] for a in r["anomalies"]]
     if anomalies:
         lines += ["", "## Anomalies (first examples)", ""]

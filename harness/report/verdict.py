@@ -1,5 +1,6 @@
 """The verdict of a run: every checker's result, throughput and latency, and the facts
-needed to reproduce it. Written as verdict.json and report.md in the run folder."""
+needed to reproduce it. Written as verdict.json in the run folder, with what people
+read beside it: report.md, report.html and the plots (see harness.report.artifacts)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from harness.agents.stats import merged_histograms, read_stats
 from harness.checkers import check_history
 from harness.checkers.base import CheckContext, compose
-from harness.history import Op
+from harness.history import Op, read_journal
 from harness.plan import Plan
-from harness.report.latency import completions_per_second, latency_histograms, summarize
-from harness.report.markdown import write_report
+from harness.report.artifacts import write_artifacts
+from harness.report.latency import (
+    completions_per_second,
+    latency_histograms,
+    overall_throughput,
+    summarize,
+    task_times,
+)
 
 VERDICT_FORMAT = 1
 
@@ -45,8 +53,9 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
     results = check_history(history, context)
     phases = facts.get("phases_ns", {})
     load_start, load_end = phases.get("load", 0), phases.get("heal", phases.get("drain", 0))
-    per_second = completions_per_second(history, load_start, load_end) if load_end > load_start else []
-    histograms = latency_histograms(history)
+    times = task_times(history)
+    per_second = completions_per_second(history, load_start, load_end, times) if load_end > load_start else []
+    histograms = latency_histograms(history, times)
     verdict = {
         "format": VERDICT_FORMAT,
         "valid": compose(r.valid for r in results),
@@ -63,16 +72,31 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
             "completed_during_load": sum(per_second),
             "per_second": round(sum(per_second) / max(1e-9, (load_end - load_start) / 1e9), 1) if per_second else 0,
             "timeline": per_second,
+            "overall": overall_throughput(times[2], load_start),
         },
         "latency_ms": {name: summarize(h) for name, h in histograms.items()},
+        "latency_source": "history",
+        "agents": agent_costs(folder, len(times[2])),
         "faults": {"planned": len(plan.faults), "applied": facts.get("faults_applied", 0)},
         "restarts": facts.get("restarts", 0),
         "journaling": facts.get("journaling", True),
         "replay": f"harness replay {folder}",
     }
+    verdict["plots"] = write_artifacts(folder, verdict, history, histograms, times)
     (folder / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str))
-    write_report(folder, verdict)
     return verdict
+
+
+def agent_costs(folder: Path, completed: int) -> dict[str, Any]:
+    """CPU seconds per role (from the agents' stats files) and per completed task, in microseconds."""
+    costs: dict[str, Any] = {}
+    for entry in read_stats(folder):
+        role = costs.setdefault(entry["role"], {"processes": 0, "cpu_s": 0.0})
+        role["processes"] += 1
+        role["cpu_s"] = round(role["cpu_s"] + entry["cpu_user_s"] + entry["cpu_system_s"], 3)
+    for role in costs.values():
+        role["cpu_us_per_task"] = round(role["cpu_s"] / completed * 1e6, 1) if completed else None
+    return costs
 
 
 def unjudged_verdict(folder: Path, plan: Plan, facts: dict[str, Any]) -> dict[str, Any]:
@@ -81,15 +105,20 @@ def unjudged_verdict(folder: Path, plan: Plan, facts: dict[str, Any]) -> dict[st
     phases = facts.get("phases_ns", {})
     load_s = (phases.get("heal", 0) - phases.get("load", 0)) / 1e9
     completed = int(facts.get("completed_in_load", 0))
+    histograms = merged_histograms(read_stats(folder))
     verdict = {
         "format": VERDICT_FORMAT, "valid": None, "scenario": plan.scenario.name, "seed": plan.seed,
         "queue": plan.queue, "code_version": code_version(), "redis": facts.get("redis", {}),
         "started_at": facts.get("started_at"), "run": plan.to_dict()["scenario"]["run"], "checkers": [],
         "throughput": {"load_seconds": round(load_s, 3), "completed_during_load": completed,
                        "per_second": round(completed / load_s, 1) if load_s > 0 else 0, "timeline": []},
-        "latency_ms": {}, "faults": {"planned": len(plan.faults), "applied": facts.get("faults_applied", 0)},
+        "latency_ms": {name: summarize(h) for name, h in histograms.items() if name.startswith("enqueue_to_")},
+        "latency_source": "agents", "agents": agent_costs(folder, completed),
+        "faults": {"planned": len(plan.faults), "applied": facts.get("faults_applied", 0)},
         "restarts": facts.get("restarts", 0), "journaling": False, "replay": f"harness replay {folder}",
-        "note": "journaling was off: throughput only, nothing was checked",
+        "note": "journaling was off: nothing was checked; latency from the agents' own histograms",
     }  # fmt: skip
+    runner_ops = read_journal(folder / "journals" / "runner.jsonl")
+    verdict["plots"] = write_artifacts(folder, verdict, runner_ops, histograms)
     (folder / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str))
     return verdict
