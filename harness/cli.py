@@ -21,6 +21,7 @@ from harness.adapters.mutants import MUTANT_DOCS
 from harness.checkers.base import validity_label
 from harness.errors import HarnessError
 from harness.history import read_history
+from harness.perf_cli import COMMANDS as PERF_COMMANDS
 from harness.plan import Plan, make_plan
 from harness.providers import check_provider
 from harness.report.markdown import figure_summary
@@ -52,6 +53,10 @@ def one_line_errors(command: F) -> F:
 @click.group()
 def cli() -> None:
     """harness: a Jepsen-style bench for Redis Streams task queues."""
+
+
+for _command in PERF_COMMANDS:  # bench, compare, gate (harness.perf_cli)
+    cli.add_command(_command)
 
 
 def main() -> None:
@@ -197,6 +202,7 @@ def list_command() -> None:
     queues.add_column("name")
     queues.add_column("what it is", overflow="fold")
     queues.add_row("taskq", "the reference queue")
+    queues.add_row("raw", "the ceiling: the same work as a plain redis-py loop (XADD, XREADGROUP, XACK+XDEL)")
     for name in MUTANTS:
         queues.add_row(f"taskq-mutant:{name}", MUTANT_DOCS[name])
     queues.add_row("module:factory", "your own: a callable returning a harness.adapters.QueueAdapter")
