@@ -79,6 +79,9 @@ class RedisConfig:
 class LocalRedis:
     """One redis-server child process bound to 127.0.0.1."""
 
+    # Where it listens and clients connect; a subclass may listen elsewhere (harness/providers/netns.py).
+    host = "127.0.0.1"
+
     def __init__(self, workdir: Path, config: RedisConfig | None = None, *, port: int | None = None) -> None:
         self.workdir = Path(workdir).resolve()  # redis-server changes into --dir before opening its log
         self.config = config or RedisConfig()
@@ -97,7 +100,14 @@ class LocalRedis:
         elif cfg.password is not None:
             auth = f":{quote(cfg.password)}@"
         query = f"?ssl_ca_certs={quote(str(cfg.tls.ca))}" if cfg.tls else ""
-        return f"{scheme}://{auth}127.0.0.1:{self.port}/0{query}"
+        return f"{scheme}://{auth}{self.host}:{self.port}/0{query}"
+
+    def bind_addresses(self) -> tuple[str, ...]:
+        return (self.host,)
+
+    @property
+    def persistence(self) -> str:
+        return self.config.persistence
 
     @property
     def pid(self) -> int | None:
@@ -105,7 +115,7 @@ class LocalRedis:
 
     def _command(self) -> list[str]:
         cfg = self.config
-        cmd = [find_redis_server(), "--bind", "127.0.0.1", "--dir", str(self.workdir), "--daemonize", "no"]
+        cmd = [find_redis_server(), "--bind", *self.bind_addresses(), "--dir", str(self.workdir), "--daemonize", "no"]
         cmd += ["--logfile", str(self.workdir / "redis.log"), *PERSISTENCE_ARGS[cfg.persistence]]
         if cfg.tls:
             cmd += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
