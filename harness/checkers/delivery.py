@@ -4,6 +4,13 @@ fault to show for it.
 
 A task is known to be in the queue when its enqueue was acknowledged, or, for an enqueue whose answer
 was lost, once it was seen delivered.
+
+A Redis fault that may lose state (a kill, a flush) has a loss window: the writes acknowledged in it
+may be gone after the fault, by the server's persistence setting. AOF always: none (every reply came
+after its fsync). AOF everysec: the last 2 s before the kill (Redis fsyncs once a second and may
+postpone a write up to 2 s). RDB: everything since the last snapshot. No persistence, or a flush:
+everything before it. A lost task whose enqueue falls in a window is attributed to that fault
+(`fault_windows`), and counted apart (`lost_in_fault_window`) when the scenario allows such loss.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from itertools import chain, pairwise
+from typing import Any
 
 from harness.checkers._report import NS_PER_S, Examples
 from harness.checkers.base import CheckContext, CheckResult
@@ -26,8 +34,12 @@ from harness.checkers.index import (
 )
 from harness.history import INFO, OK
 
-# A Redis fault can lose what was acknowledged just before it (AOF everysec fsyncs once a second).
+# How long before a kill acknowledged writes may be lost: under AOF everysec (Redis's documented bound),
+# and when the history does not say the persistence setting (histories of older harness versions).
+EVERYSEC_LEAD_NS = 2 * NS_PER_S
 REDIS_WINDOW_LEAD_NS = NS_PER_S
+# Persistence settings under which a crash keeps nothing (a flush keeps nothing either).
+_KEEPS_NOTHING = frozenset({"none", "flushed"})
 
 
 @dataclass(slots=True)
@@ -49,9 +61,17 @@ class _Tally:
 
 
 @dataclass(frozen=True, slots=True)
+class _LossWindow:
+    fault: Fault
+    start_ns: int
+    end_ns: int
+    lost: list[int]  # enqueue times (ns) of the acknowledged tasks lost in it
+
+
+@dataclass(frozen=True, slots=True)
 class _Windows:
-    redis: list[tuple[int, int]]  # unsafe windows: [start - lead, end]
-    redis_faults: list[Fault]
+    redis: list[_LossWindow]  # by end time: a task lost twice over was lost at the first
+    redis_faults: list[Fault]  # those that may have rolled state back (a loss window)
     pauses: list[Fault]
     lease_ns: int
 
@@ -74,10 +94,12 @@ def check_delivery(index: HistoryIndex, context: CheckContext) -> CheckResult:
         if len(done) > 1:
             _judge_repeats(index, windows, tid, done, tally, examples)
     tally.dead = len(index.final.dead) if index.final is not None else 0
-    return _verdict(index, context, tally, examples)
+    return _verdict(index, context, tally, examples, windows)
 
 
-def _verdict(index: HistoryIndex, context: CheckContext, tally: _Tally, examples: Examples) -> CheckResult:
+def _verdict(
+    index: HistoryIndex, context: CheckContext, tally: _Tally, examples: Examples, windows: _Windows
+) -> CheckResult:
     expect = context.expect
     broken = (
         tally.lost > expect.max_lost
@@ -89,14 +111,75 @@ def _verdict(index: HistoryIndex, context: CheckContext, tally: _Tally, examples
     if index.final is None and tally.lost > expect.max_lost:
         # Without the final state a "lost" task may be dead or still queued: do not call it a loss.
         valid, note = None, "no final state: tasks counted lost may be dead-lettered or still queued"
-    return CheckResult(name="delivery", valid=valid, figures=asdict(tally), anomalies=examples.pick(), note=note)
+    figures: dict[str, Any] = asdict(tally)
+    if windows.redis:
+        figures["fault_windows"] = [_window_figures(index, w) for w in windows.redis]
+        note = "; ".join(filter(None, (note, _windows_note(index, context, windows))))
+    return CheckResult(name="delivery", valid=valid, figures=figures, anomalies=examples.pick(), note=note)
+
+
+def _since_load_s(index: HistoryIndex, ns: int) -> float:
+    origin = index.phases.get("load", 0)
+    return round(max(ns, 0) / NS_PER_S, 3) if not origin else round((max(ns, 0) - origin) / NS_PER_S, 3)
+
+
+def _window_figures(index: HistoryIndex, window: _LossWindow) -> dict[str, Any]:
+    """One Redis fault's loss window, times in seconds since the load began (negative: before it)."""
+    fault = window.fault
+    figures: dict[str, Any] = {
+        "kind": fault.kind, "persistence": "flushed" if fault.kind == "flushall" else fault.persistence or "unknown",
+        "at_s": _since_load_s(index, fault.start_ns), "ended_s": _since_load_s(index, window.end_ns),
+        "window_from_s": "start" if window.start_ns == 0 else _since_load_s(index, window.start_ns),
+        "lost": len(window.lost),
+    }  # fmt: skip
+    if window.lost:
+        figures["lost_enqueued_s"] = [_since_load_s(index, min(window.lost)), _since_load_s(index, max(window.lost))]
+    return figures
+
+
+def _windows_note(index: HistoryIndex, context: CheckContext, windows: _Windows) -> str:
+    hit = [w for w in windows.redis if w.lost]
+    if not hit:
+        return ""
+    allowed = context.expect.loss_allowed_in_redis_fault_windows
+    parts = []
+    for window in hit:
+        f = _window_figures(index, window)
+        enqueued = f["lost_enqueued_s"]
+        parts.append(
+            f"{f['lost']} by {f['kind']} at {f['at_s']}s ({f['persistence']}; enqueued {enqueued[0]}-{enqueued[1]}s)"
+        )
+    total = sum(len(w.lost) for w in hit)
+    return f"{total} lost in Redis fault windows{' (allowed)' if allowed else ''}: " + ", ".join(parts)
+
+
+def loss_window(index: HistoryIndex, fault: Fault) -> tuple[int, int] | None:
+    """When writes acknowledged before `fault` may have been lost by it: [start, end] ns, or None."""
+    if not is_redis_fault(fault.kind) or fault.outcome == "info":
+        return None
+    end_ns = index.fault_end_ns(fault)
+    persistence = "flushed" if fault.kind == "flushall" else fault.persistence
+    if persistence == "aof-always":
+        return None
+    if persistence in _KEEPS_NOTHING:
+        return 0, end_ns
+    if persistence == "aof-everysec":
+        return fault.start_ns - EVERYSEC_LEAD_NS, end_ns
+    if persistence == "rdb":
+        return (fault.durable_until_ns or 0), end_ns
+    return fault.start_ns - REDIS_WINDOW_LEAD_NS, end_ns
 
 
 def _windows(index: HistoryIndex, context: CheckContext) -> _Windows:
-    redis_faults = [f for f in index.faults if is_redis_fault(f.kind)]
+    redis = []
+    for fault in index.faults:
+        window = loss_window(index, fault)
+        if window is not None:
+            redis.append(_LossWindow(fault, *window, lost=[]))
+    redis.sort(key=lambda w: w.end_ns)
     return _Windows(
-        redis=[(f.start_ns - REDIS_WINDOW_LEAD_NS, index.fault_end_ns(f)) for f in redis_faults],
-        redis_faults=redis_faults,
+        redis=redis,
+        redis_faults=[w.fault for w in redis],
         pauses=[f for f in index.faults if f.kind in PAUSE_FAULTS],
         lease_ns=int(context.pending_timeout_s * NS_PER_S),
     )
@@ -132,19 +215,26 @@ def _judge_enqueued(
         tally.stuck += 1  # reported by the leaks checker
         return
     enqueued_ns = enqueue.invoke_ns if enqueue.ok_ns is None else enqueue.ok_ns
-    times = chain((enqueued_ns,), (c.invoke_ns for c in completions))
-    if context.expect.loss_allowed_in_redis_fault_windows and _in_windows(times, windows.redis):
-        tally.lost_in_fault_window += 1
-        examples.add("lost_in_fault_window", tid=tid, enqueue=outcome, enqueued_ns=enqueued_ns)
-        return
+    # A write happened somewhere between its invoke and its answer.
+    spans = chain(((enqueue.invoke_ns, enqueued_ns),), ((c.invoke_ns, _settled_ns(c)) for c in completions))
+    window = _window_of(spans, windows.redis)
+    if window is not None:
+        window.lost.append(enqueued_ns)
+        if context.expect.loss_allowed_in_redis_fault_windows:
+            tally.lost_in_fault_window += 1
+            examples.add("lost_in_fault_window", tid=tid, enqueue=outcome, enqueued_ns=enqueued_ns,
+                         fault=window.fault.kind, fault_ns=window.fault.start_ns)  # fmt: skip
+            return
     tally.lost += 1
     examples.add(
         "lost", tid=tid, enqueue=outcome, enqueued_ns=enqueued_ns, deliveries=len(index.deliveries.get(tid, ()))
     )
 
 
-def _in_windows(times: Iterable[int], windows: list[tuple[int, int]]) -> bool:
-    return any(start <= t <= end for t in times for start, end in windows)
+def _window_of(spans: Iterable[tuple[int, int]], windows: list[_LossWindow]) -> _LossWindow | None:
+    """The first loss window (by end) that any of the spans overlaps."""
+    found = [(start, end) for start, end in spans]
+    return next((w for w in windows if any(s <= w.end_ns and e >= w.start_ns for s, e in found)), None)
 
 
 def _judge_unexpected(index: HistoryIndex, tally: _Tally, examples: Examples) -> None:

@@ -26,7 +26,9 @@ OPEN: Final = "open"  # a fault whose end was never journaled
 CRASH_FAULTS: Final = frozenset({"kill", "term"})
 PAUSE_FAULTS: Final = frozenset({"pause", "stop"})
 WORKER_FAULTS: Final = CRASH_FAULTS | PAUSE_FAULTS
-_REDIS_FAULT_NAMES: Final = frozenset({"flushall", "restart"})
+# Faults after which Redis may have lost or rolled back state (how much: Fault.persistence says).
+# Stalls (redis-pause, client-pause, debug-sleep) and client-kill keep every acknowledged write.
+_REDIS_FAULT_NAMES: Final = frozenset({"redis-kill", "redis-restart", "restart", "flushall"})
 _NOT_AGENTS: Final = ("nemesis", "runner")
 # Builds a NamedTuple from a tuple without the Python-level __new__: half the cost, per task event.
 _new: Final = tuple.__new__
@@ -102,6 +104,10 @@ class Fault(NamedTuple):
     end_ns: int | None  # None: never ended inside the history
     held: tuple[str, ...]
     outcome: str  # ok / info (could not be applied) / open
+    # For faults that may lose Redis state: the server's persistence setting ("aof-always", ...,
+    # "flushed"), and for RDB the time up to which writes were in the last snapshot.
+    persistence: str = ""
+    durable_until_ns: int | None = None
 
 
 class Exit(NamedTuple):
@@ -149,7 +155,7 @@ def paused_gc() -> Iterator[None]:
 
 def is_redis_fault(kind: str) -> bool:
     """A fault that may lose or roll back Redis state."""
-    return kind.startswith("redis") or kind in _REDIS_FAULT_NAMES
+    return kind in _REDIS_FAULT_NAMES
 
 
 def targets(target: str, process: str) -> bool:
@@ -384,8 +390,10 @@ class _Builder:
         outcome = OPEN if completion is None else completion["type"]
         end_ns = None if completion is None else completion["time_ns"]
         held = tuple(index.aliases.get(tid, tid) for tid in value.get("held") or ())
+        durable_until_ns = value.get("durable_until_ns")
         fault = Fault(invoke["process"], str(value["kind"]), str(value.get("target") or ""), invoke["time_ns"],
-                      end_ns, held, outcome)  # fmt: skip
+                      end_ns, held, outcome, str(value.get("persistence") or ""),
+                      None if durable_until_ns is None else int(durable_until_ns))  # fmt: skip
         index.faults.append(fault)
 
     def _final(self, value: dict[str, Any]) -> FinalState:

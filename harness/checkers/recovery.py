@@ -1,5 +1,6 @@
 """The recovery checker: how long the tasks a killed (or terminated) worker held took to be handed out
-again, from the fault's start to each task's next delivery to anyone."""
+again, from the fault's start to each task's next delivery to anyone; and for every fault, how long
+after its end throughput was back (harness/checkers/throughput.py; figures, not judged)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,21 @@ from bisect import bisect_right
 from harness.checkers._report import NS_PER_S, Examples, percentile, seconds
 from harness.checkers.base import CheckContext, CheckResult
 from harness.checkers.index import CRASH_FAULTS, Fault, HistoryIndex
+from harness.checkers.throughput import throughput_back, throughput_note, throughput_summary
 from harness.history import INFO, OK
 
 
 def check_recovery(index: HistoryIndex, context: CheckContext) -> CheckResult:
+    result = _check_redelivery(index, context)
+    back = throughput_back(index)
+    if not back:
+        return result
+    figures = {**result.figures, **throughput_summary(back), "throughput_back": back}
+    note = "; ".join(filter(None, (result.note, throughput_note(back))))
+    return CheckResult(name="recovery", valid=result.valid, figures=figures, anomalies=result.anomalies, note=note)
+
+
+def _check_redelivery(index: HistoryIndex, context: CheckContext) -> CheckResult:
     crashes = [f for f in index.faults if f.kind in CRASH_FAULTS and f.outcome != "info"]
     if not crashes:
         return CheckResult(name="recovery", valid=True, note="no kill or term faults: nothing to recover from")
