@@ -28,6 +28,20 @@ FAULT_KINDS: dict[str, FaultKind] = {
         FaultKind("kill", "consumer", "SIGKILL a consumer; a new one takes its slot after duration_s"),
         FaultKind("pause", "consumer", "SIGSTOP a consumer for duration_s, then SIGCONT"),
         FaultKind("term", "consumer", "SIGTERM a consumer (graceful); a new one starts after duration_s"),
+        # Redis (harness/nemesis/redis.py): a local redis-server or a container.
+        FaultKind("redis-kill", "redis", "SIGKILL redis-server; restart it after duration_s, same port and data"),
+        FaultKind("redis-pause", "redis", "SIGSTOP redis-server (docker pause) for duration_s, then SIGCONT"),
+        FaultKind("client-pause", "redis", "CLIENT PAUSE ALL for duration_s: every command waits"),
+        FaultKind("debug-sleep", "redis", "DEBUG SLEEP duration_s: the server's one thread sleeps"),
+        FaultKind("client-kill", "redis", "CLIENT KILL every client connection, again every 0.1 s for duration_s"),
+        FaultKind("flushall", "redis", "FLUSHALL and FUNCTION FLUSH: Redis loses everything the queue stored"),
+        # Network (harness/nemesis/network.py): a proxy between agents and Redis, or a partition.
+        FaultKind("latency", "network", "add 40 ms + up to 120 ms of jitter to every chunk, both ways"),
+        FaultKind("slow-replies", "network", "hold replies 6 s, past the agents' 5 s socket timeout"),
+        FaultKind("drop-replies", "network", "drop 30% of replies; a connection that lost one stays silent"),
+        FaultKind("reset", "network", "TCP RST every connection, and every new one, for duration_s"),
+        FaultKind("blackhole", "network", "nothing passes either way for duration_s"),
+        FaultKind("partition", "network", "cut the target's clients off Redis (iptables in a netns, or docker)"),
     )
 }
 

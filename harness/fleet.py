@@ -17,6 +17,8 @@ from pathlib import Path
 
 import orjson
 
+from harness.proxy import FaultProxy
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,6 +53,10 @@ class Fleet:
     producers: list[Agent] = field(default_factory=list)
     consumers: dict[int, Agent] = field(default_factory=dict)
     restarts: int = 0
+    # Per role ("producer", "consumer"), a URL other than `url`: through the fault proxy, or an
+    # address of its own that a partition can cut (harness/nemesis/network.py).
+    urls: dict[str, str] = field(default_factory=dict)
+    proxy: FaultProxy | None = None
 
     @property
     def journal_dir(self) -> Path:
@@ -61,7 +67,7 @@ class Fleet:
         journal = self.journal_dir / f"{name}.jsonl"
         command = [
             sys.executable, "-m", "harness.agents", role, "--plan", str(self.plan_path), "--index", str(index),
-            "--incarnation", str(incarnation), "--journal", str(journal), "--url", self.url,
+            "--incarnation", str(incarnation), "--journal", str(journal), "--url", self.urls.get(role, self.url),
         ]  # fmt: skip
         if not self.journaling:
             command.append("--no-journal")

@@ -19,6 +19,8 @@ from harness.errors import HarnessError, SetupError
 from harness.fleet import Fleet
 from harness.history import INFO, OK, Journal, merge, read_journal, write_history
 from harness.nemesis import FaultContext, heal, run_schedule
+from harness.nemesis.network import needs_namespace, open_routes
+from harness.nemesis.redis import require_redis_faults
 from harness.plan import Plan
 from harness.providers import make_provider
 from harness.providers.base import Provider
@@ -58,7 +60,8 @@ def run(plan: Plan, folder: Path, *, status: Status, journaling: bool = True) ->
     """Execute the plan into `folder`; returns the verdict. Raises HarnessError when the run
     could not be carried out (then the folder holds error.txt, never a verdict)."""
     plan.save(folder / "plan.json")
-    provider = make_provider(plan.redis, folder / "redis", plan.scenario.run.persistence)
+    isolated = needs_namespace(plan)  # a partition needs the local server in a network namespace
+    provider = make_provider(plan.redis, folder / "redis", plan.scenario.run.persistence, isolated=isolated)
     try:
         facts = asyncio.run(_execute(plan, folder, provider, status, journaling))
     except HarnessError as exc:
@@ -99,7 +102,10 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
         await adapter.connect(provider.url, plan.queue_name, plan.scenario.queue)
     except AdapterUnavailable as exc:
         raise SetupError(f"the queue could not connect to Redis: {exc}") from exc
-    fleet = Fleet(folder, folder / "plan.json", provider.url, journaling)
+    require_redis_faults(plan, provider)
+    # Agents may reach Redis through the fault proxy, or by addresses a partition can cut.
+    routes = open_routes(plan, provider)
+    fleet = Fleet(folder, folder / "plan.json", provider.url, journaling, urls=routes.urls, proxy=routes.proxy)
     started = datetime.now(UTC).isoformat()
     with Journal(folder / "journals" / "nemesis.jsonl") as nemesis_journal:
         ctx = FaultContext(
@@ -109,6 +115,7 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
             await _load_heal_drain(plan, fleet, ctx, adapter, phases)
         finally:
             fleet.stop_all()
+            routes.close()
     phases.enter("final")
     final = await adapter.final_state()
     journal.record(RUNNER, OK, "final", final.as_value())
