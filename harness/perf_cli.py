@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.adapters import adapter_factory
+from harness.bench.floor import ping_floor
 from harness.bench.scenarios import Bench, bench_scaling, bench_sweep, bench_throughput
 from harness.errors import HarnessError
 from harness.fleet import REPO_ROOT
@@ -136,8 +137,12 @@ def sweep_command(scenario: str, rates: str, queues: str, seed: int, duration: f
     """Open-loop rate sweep: the throughput-latency curve of each queue and its knee."""
     check_provider("local")
     chosen = load_scenario(scenario).with_run(duration_s=duration)
-    steps = _numbers(rates, "--rates")
-    _print_bench(bench_sweep(chosen, _queues(queues), rates=steps, seed=seed, out=out_dir, status=_status()))
+    steps, status = _numbers(rates, "--rates"), _status()
+    status("measuring this machine's loopback floor: paced redis-py PINGs for 3 s")
+    floor = ping_floor()
+    bench = bench_sweep(chosen, _queues(queues), rates=steps, seed=seed, out=out_dir, status=status)
+    bench.summary["loopback_ping_ms"] = floor
+    _print_bench(bench)
 
 
 @bench_group.command("scaling")

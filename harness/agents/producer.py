@@ -28,6 +28,9 @@ from harness.history import FAIL, INFO, INVOKE, OK, Journal
 from harness.scenario import Scenario, Workload
 
 IN_FLIGHT = 16
+# Unpaced (rate 0) lanes are always in flight: a couple keep Redis busy without queueing
+# dozens of enqueues ahead of every consumer's read.
+UNPACED_IN_FLIGHT = 2
 FIRST_POISON = 50
 
 
@@ -118,7 +121,7 @@ async def run_producer(args: AgentArgs) -> None:
             await send(adapter, journal, process, due, tasks, stats)
 
     try:
-        await asyncio.gather(*(lane(k) for k in range(IN_FLIGHT)))
+        await asyncio.gather(*(lane(k) for k in range(UNPACED_IN_FLIGHT if unpaced else IN_FLIGHT)))
     finally:
         pacer.close()
         journal.close()

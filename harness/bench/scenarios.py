@@ -27,7 +27,9 @@ from harness.scenario import Scenario
 
 # A sweep step keeps up when it completes this share of what was offered ...
 KEEP_UP_SHARE = 0.95
-# ... and its p99 enqueue-to-start stays within this factor of the lightest step's.
+# ... and its median enqueue-to-start stays within this factor of the lightest step's (the
+# median, not a tail: past saturation the backlog grows and the median with it, while on a
+# shared machine a tail moves with the neighbours).
 KNEE_LATENCY_FACTOR = 10.0
 # Enqueue calls per second one producer process offers before it batches tasks per call.
 CALLS_PER_PRODUCER_S = 2000.0
@@ -178,7 +180,7 @@ def bench_sweep(
     bench.summary = {
         "knee_tasks_per_s": knees,
         "knee_rule": f"the highest offered rate at which the queue completed at least {KEEP_UP_SHARE:.0%} of "
-        f"the offered load with p99 enqueue-to-start within {KNEE_LATENCY_FACTOR:g}x of the lightest step's",
+        f"the offered load with median enqueue-to-start within {KNEE_LATENCY_FACTOR:g}x of the lightest step's",
         "baseline": baseline,
         "knee_ratios": {q: _ratio(knees[q], knees[baseline]) for q in queues if q != baseline},
         "p99_ratios_by_rate": {q: _paired(bench, q, baseline, "p99_ms") for q in queues if q != baseline},
@@ -191,11 +193,11 @@ def knee(points: Sequence[Point]) -> float | None:
     ordered = sorted(points, key=lambda p: p.x)
     if not ordered:
         return None
-    floor = min((p.p99_ms for p in ordered if p.p99_ms is not None), default=None)
+    floor = min((p.p50_ms for p in ordered if p.p50_ms is not None), default=None)
     last = None
     for point in ordered:
         kept_up = point.throughput is not None and point.throughput >= KEEP_UP_SHARE * point.x
-        calm = floor is None or (point.p99_ms is not None and point.p99_ms <= KNEE_LATENCY_FACTOR * max(floor, 0.001))
+        calm = floor is None or (point.p50_ms is not None and point.p50_ms <= KNEE_LATENCY_FACTOR * max(floor, 0.001))
         if not (kept_up and calm):
             return last
         last = point.x

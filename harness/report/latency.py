@@ -82,12 +82,15 @@ def completions_per_second(history: list[Op], start_ns: int, end_ns: int, times:
     return buckets
 
 
-def overall_throughput(completed: dict[str, int], start_ns: int) -> dict[str, Any]:
-    """Every task completed, over the time from the start of the load to the last completion
-    (drain included): the figure for a fixed amount of work, however producers and consumers
-    shared the machine on the way."""
-    done = [t for t in completed.values() if t >= start_ns]
+def overall_throughput(times: TaskTimes, load_start_ns: int) -> dict[str, Any]:
+    """Every task completed, over the time from the first task's due time (the load really
+    starting, agents' start-up left out) to the last completion, drain included: the rate
+    for a fixed amount of work however producers and consumers shared the machine, and
+    for paced load the rate it kept up."""
+    due, _, completed = times
+    done = [t for t in completed.values() if t >= load_start_ns]
     if not done:
         return {"completed": 0, "seconds": None, "per_second": 0.0}
+    start_ns = max(load_start_ns, min(due.values(), default=load_start_ns))
     seconds = max(1e-9, (max(done) - start_ns) / 1e9)
     return {"completed": len(done), "seconds": round(seconds, 3), "per_second": round(len(done) / seconds, 1)}

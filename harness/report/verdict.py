@@ -72,7 +72,7 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
             "completed_during_load": sum(per_second),
             "per_second": round(sum(per_second) / max(1e-9, (load_end - load_start) / 1e9), 1) if per_second else 0,
             "timeline": per_second,
-            "overall": overall_throughput(times[2], load_start),
+            "overall": overall_throughput(times, load_start),
         },
         "latency_ms": {name: summarize(h) for name, h in histograms.items()},
         "latency_source": "history",

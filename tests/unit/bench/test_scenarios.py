@@ -12,9 +12,9 @@ from harness.scenario import Scenario, load_scenario
 from tests.unit.gate.fakes import FakeRuns
 
 
-def point(rate: float, achieved: float, p99: float) -> Point:
-    return Point(queue="q", x=rate, run="r", valid=True, throughput=achieved, p50_ms=p99 / 2, p99_ms=p99,
-                 p999_ms=p99, send_lag_p99_ms=0.1)  # fmt: skip
+def point(rate: float, achieved: float, p50: float) -> Point:
+    return Point(queue="q", x=rate, run="r", valid=True, throughput=achieved, p50_ms=p50, p99_ms=p50 * 20,
+                 p999_ms=p50 * 30, send_lag_p99_ms=0.1)  # fmt: skip
 
 
 def test_the_knee_is_the_last_rate_kept_up_with() -> None:
@@ -60,7 +60,7 @@ def test_sweep_stops_once_every_queue_is_past_its_knee(tmp_path: Path, monkeypat
     def saturating(queue: str, scenario: Scenario, call: int) -> dict[str, Any]:
         ceiling = 3000 if queue == "taskq" else 6000
         rate = scenario.run.rate
-        return {"throughput": min(rate, ceiling), "p99": 1.0 if rate <= ceiling else 500.0}
+        return {"throughput": min(rate, ceiling), "p50": 1.0 if rate <= ceiling else 500.0}
 
     runs = _fake(monkeypatch, saturating)
     bench = bench_sweep(load_scenario("latency"), ["taskq", "raw"], rates=[1000, 2000, 4000, 8000, 16000, 32000],
