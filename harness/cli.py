@@ -24,6 +24,7 @@ from harness.history import read_history
 from harness.perf_cli import COMMANDS as PERF_COMMANDS
 from harness.plan import Plan, make_plan
 from harness.providers import check_provider
+from harness.providers.image import DEFAULT_IMAGE, build_image
 from harness.report.markdown import figure_summary
 from harness.report.verdict import judge_run
 from harness.runner import RunResult, new_run_folder, run
@@ -120,7 +121,10 @@ def execute(plan: Plan, out_dir: Path, journaling: bool = True) -> None:
 @click.option(
     "--queue", "queue", default="taskq", show_default=True, help="taskq, taskq-mutant:NAME or module:factory."
 )
-@click.option("--redis", default="local", show_default=True, help="local (a redis-server of the run's own) or a URL.")
+@click.option(
+    "--redis", default="local", show_default=True,
+    help="local (a redis-server of the run's own), container[:IMAGE] (Docker, through testcontainers) or a URL.",
+)  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
 @click.option("--no-journal", is_flag=True, help="Record nothing (to measure journaling's cost); nothing is checked.")
 @one_line_errors
@@ -207,3 +211,21 @@ def list_command() -> None:
         queues.add_row(f"taskq-mutant:{name}", MUTANT_DOCS[name])
     queues.add_row("module:factory", "your own: a callable returning a harness.adapters.QueueAdapter")
     out.print(queues)
+
+
+@cli.group("image")
+def image_group() -> None:
+    """Container images for --redis container (built here: this machine may reach no registry)."""
+
+
+@image_group.command("build")
+@click.option("--tag", default=DEFAULT_IMAGE, show_default=True, help="Name of the image to make.")
+@click.option(
+    "--redis-server", "binary", type=click.Path(exists=True, dir_okay=False), default=None,
+    help="The redis-server binary to pack (default: $REDIS_SERVER, else the one on PATH).",
+)  # fmt: skip
+@one_line_errors
+def image_build_command(tag: str, binary: str | None) -> None:
+    """Import an image from this host's redis-server and its libraries (`docker import`)."""
+    image_id = build_image(tag, binary=binary)
+    out.print(f"built {tag} ({image_id[:19]}); run a scenario on it with --redis container:{tag}")

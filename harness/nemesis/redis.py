@@ -2,7 +2,8 @@
 CLIENT KILL, and FLUSHALL.
 
 Each handler journals `fault` invoke when it strikes and `fault` ok once the server is whole
-again (restarted, resumed, awake), under its own nemesis process. A fault that may lose
+again (restarted, resumed, awake), under its own nemesis process. Like the worker faults, it
+first waits (briefly) for its aim: a consumer holding tasks, or one settling them. A fault that may lose
 acknowledged writes (redis-kill, flushall) journals what the checkers need to bound the
 loss: the persistence setting, and for RDB when the last snapshot was taken. They run against
 a server the harness owns (a local redis-server or a container), never an external URL.
@@ -23,6 +24,7 @@ from redis.exceptions import RedisError
 
 from harness.errors import HarnessError, SetupError
 from harness.faults import FAULT_KINDS
+from harness.fleet import ConsumerState, consumer_state
 from harness.history import INFO, INVOKE, OK
 from harness.nemesis.base import FaultContext, fault
 from harness.plan import FaultEvent, Plan
@@ -30,6 +32,9 @@ from harness.providers.base import Provider, RedisFaults
 
 REDIS_KINDS = frozenset(name for name, kind in FAULT_KINDS.items() if kind.role == "redis")
 CLIENT_KILL_EVERY_S = 0.1
+AIM_PATIENCE_S = 1.0
+# Only the end of a consumer's journal says what it does now (its last delivery and settle).
+AIM_TAIL_BYTES = 64 * 1024
 NS_PER_S = 1_000_000_000
 
 
@@ -41,6 +46,22 @@ def require_redis_faults(plan: Plan, provider: Provider) -> None:
             f"scenario {plan.scenario.name} has Redis faults ({', '.join(kinds)}), but --redis {plan.redis} is "
             "a server the harness must not hurt: use --redis local or --redis container"
         )
+
+
+def _on_target(aim: str, state: ConsumerState) -> bool:
+    return state.settling if aim == "settling" else bool(state.held)
+
+
+async def _aim(ctx: FaultContext, aim: str) -> None:
+    """Wait (briefly) until the queue is where the fault should hit: some consumer holds tasks
+    ("holding": their leases and acks are at stake), or has an ack or fail in flight ("settling":
+    the fault splits it). After AIM_PATIENCE_S it strikes anyway; "any" strikes at once."""
+    deadline = time.monotonic() + AIM_PATIENCE_S
+    while aim != "any" and time.monotonic() < deadline:
+        agents = [agent for agent in ctx.fleet.consumers.values() if agent.alive()]
+        if any(_on_target(aim, consumer_state(agent.journal, AIM_TAIL_BYTES)) for agent in agents):
+            return
+        await asyncio.sleep(0.002)
 
 
 def _start(ctx: FaultContext, event: FaultEvent, process: str, **facts: Any) -> None:
@@ -94,6 +115,7 @@ async def redis_kill(ctx: FaultContext, event: FaultEvent, process: str) -> None
     provider = _hurtable(ctx, event, process)
     if provider is None:
         return
+    await _aim(ctx, event.aim)
     _start(ctx, event, process, **await _loss_facts(ctx))
     killed_at = time.monotonic()
     try:
@@ -114,6 +136,7 @@ async def redis_pause(ctx: FaultContext, event: FaultEvent, process: str) -> Non
     provider = _hurtable(ctx, event, process)
     if provider is None:
         return
+    await _aim(ctx, event.aim)
     _start(ctx, event, process)
     try:
         await asyncio.to_thread(provider.pause)
@@ -128,6 +151,7 @@ async def client_pause(ctx: FaultContext, event: FaultEvent, process: str) -> No
     """CLIENT PAUSE ALL: Redis holds every client's commands until the pause runs out."""
     if _hurtable(ctx, event, process) is None:
         return
+    await _aim(ctx, event.aim)
     _start(ctx, event, process)
     try:
         async with _admin(ctx) as client:
@@ -144,6 +168,7 @@ async def debug_sleep(ctx: FaultContext, event: FaultEvent, process: str) -> Non
     """DEBUG SLEEP: the server's one thread sleeps for duration_s; nothing is read or answered."""
     if _hurtable(ctx, event, process) is None:
         return
+    await _aim(ctx, event.aim)
     _start(ctx, event, process)
     try:
         async with _admin(ctx, timeout_s=event.duration_s + 10) as client:
@@ -159,6 +184,7 @@ async def client_kill(ctx: FaultContext, event: FaultEvent, process: str) -> Non
     """CLIENT KILL TYPE normal (every connection but the nemesis's own), again and again for duration_s."""
     if _hurtable(ctx, event, process) is None:
         return
+    await _aim(ctx, event.aim)
     _start(ctx, event, process)
     killed = 0
     try:
@@ -181,6 +207,7 @@ async def flushall(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     restart without persistence (but the server and its connections stay)."""
     if _hurtable(ctx, event, process) is None:
         return
+    await _aim(ctx, event.aim)
     _start(ctx, event, process, persistence="flushed")
     try:
         async with _admin(ctx) as client:

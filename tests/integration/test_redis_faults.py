@@ -47,7 +47,7 @@ async def strike(provider: Any, kind: str, folder: Path, *, duration_s: float = 
             fleet=Fleet(folder, folder / "plan.json", provider.url), journal=journal, provider=provider,
             plan=plan_for(), completed=_completed,
         )  # fmt: skip
-        event = FaultEvent(kind=kind, target="redis", duration_s=duration_s, at_s=0.0)
+        event = FaultEvent(kind=kind, target="redis", duration_s=duration_s, at_s=0.0, aim="any")
         await asyncio.wait_for(FAULTS[kind](ctx, event, "nemesis-0"), timeout=30)
     return read_journal(path)
 
