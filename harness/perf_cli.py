@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -34,8 +35,12 @@ QUEUES_HELP = "Comma-separated queues, the baseline last (taskq,raw: taskq as a 
 
 
 def _errors_are_one_line(command: F) -> F:
+    """A HarnessError is one line and exit 2; SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so
+    the run in progress stops its agents and its redis-server instead of leaving them behind."""
+
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             return command(*args, **kwargs)
         except HarnessError as exc:
@@ -43,6 +48,10 @@ def _errors_are_one_line(command: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _status() -> Callable[[str], None]:
@@ -190,14 +199,17 @@ def compare_command(runs: tuple[Path, ...], out_dir: Path | None) -> None:
 @click.option(
     "--update-baseline", is_flag=True, help="Store this run's figures as the baseline (on a known-good commit)."
 )
+@click.option(
+    "--repeat", type=click.IntRange(min=1), help="Runs per queue of each measured case (default: the suite's)."
+)
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write the JUnit XML here.")
 @click.option("--summary", type=click.Path(dir_okay=False, path_type=Path),
               help="Also append the markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports/gate"), show_default=True)
 @_errors_are_one_line
 def gate_command(
-    suite: str, queue: str, baseline: Path | None, update_baseline: bool, junit: Path | None, summary: Path | None,
-    out_dir: Path,
+    suite: str, queue: str, baseline: Path | None, update_baseline: bool, repeat: int | None, junit: Path | None,
+    summary: Path | None, out_dir: Path,
 ) -> None:  # fmt: skip
     """Run the SUITE (scenarios/suites/SUITE.toml): exit 1 on any verdict that is not valid, or on a
     performance regression beyond its tolerance against the baseline; 0 when it passes."""
@@ -208,7 +220,7 @@ def gate_command(
     check_provider("local")
     chosen = load_suite(suite, REPO_ROOT)
     result = run_gate(chosen, queue=queue, out=out_dir, status=_status(), update_baseline=update_baseline,
-                      baseline=baseline)  # fmt: skip
+                      baseline=baseline, repeat=repeat)  # fmt: skip
     write_outputs(result, junit=junit, summary=summary)
     out.print(summary_markdown(result), markup=False)
     out.print(f"gate folder: {result.folder} (verdict.json, junit.xml, summary.md, report.html)", markup=False)

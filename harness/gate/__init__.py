@@ -17,7 +17,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -157,9 +157,16 @@ def run_gate(
     status: Status,
     update_baseline: bool = False,
     baseline: Path | None = None,
+    repeat: int | None = None,
 ) -> GateResult:
-    """Run every case of the suite; judge; write the stored baseline when asked."""
+    """Run every case of the suite; judge; write the stored baseline when asked. `repeat`
+    overrides the runs per queue of the measured cases (more samples for a baseline)."""
     started = time.monotonic()
+    if repeat is not None:
+        more = tuple(
+            replace(c, repeat=repeat, max_repeat=max(repeat, c.max_repeat)) if c.metrics else c for c in suite.cases
+        )
+        suite = replace(suite, cases=more)
     baseline_path = baseline or suite.baseline
     stored = load_stored(baseline_path)
     folder = gate_folder(out, suite.name, queue)
