@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.adapters import AdapterUnavailable, QueueAdapter, adapter_factory
+from harness.bench.cost import redis_cpu_s, spent
 from harness.errors import HarnessError, SetupError
 from harness.fleet import Fleet
 from harness.history import INFO, OK, Journal, merge, read_journal, write_history
@@ -97,6 +98,7 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
     phases = _Phases(journal, status)
     phases.enter("setup")
     provider.start()
+    redis_cpu_at_start = await redis_cpu_s(provider.url)
     adapter = adapter_factory(plan.queue)()
     try:
         await adapter.connect(provider.url, plan.queue_name, plan.scenario.queue)
@@ -117,6 +119,7 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
             fleet.stop_all()
             routes.close()
     phases.enter("final")
+    redis_cpu = spent(redis_cpu_at_start, await redis_cpu_s(provider.url))
     final = await adapter.final_state()
     journal.record(RUNNER, OK, "final", final.as_value())
     await adapter.close()
@@ -124,7 +127,7 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
     return {
         "started_at": started, "redis": provider.describe(), "phases_ns": phases.times,
         "restarts": fleet.restarts, "faults_applied": ctx.applied, "journaling": journaling,
-        "completed_in_load": phases.completed_in_load,
+        "completed_in_load": phases.completed_in_load, "redis_cpu_s": redis_cpu,
     }  # fmt: skip
 
 

@@ -2,8 +2,10 @@
 
 A figure is named by a path into the verdict: `throughput` (all tasks over the time
 to the last completion; the offered rate for paced runs, the ceiling for unpaced
-ones), `throughput_in_load` (completions during the load phase only), or
-`LATENCY.STAT` such as `enqueue_to_start.p99` (ms). Agents' own histograms add
+ones), `throughput_in_load` (completions during the load phase only),
+`cpu_per_task` (CPU microseconds per completed task, agents and redis-server
+together: what noisy neighbours barely move), or `LATENCY.STAT` such as
+`enqueue_to_start.p99` (ms). Agents' own histograms add
 `send_lag.p99` (how late the producers sent: a load generator that falls behind
 shows up here) and `enqueue_call.p50`.
 """
@@ -49,6 +51,9 @@ def figure(verdict: dict[str, Any], name: str, agent_ms: dict[str, dict[str, flo
         return float(value) if value else None
     if name == "throughput_in_load":
         return float(throughput.get("per_second") or 0) or None
+    if name == "cpu_per_task":
+        value = verdict.get("agents", {}).get("total", {}).get("cpu_us_per_task")
+        return float(value) if value else None
     kind, _, stat = name.partition(".")
     source = (agent_ms or {}) if kind in AGENT_FIGURES else verdict.get("latency_ms", {})
     value = source.get(kind, {}).get(stat)

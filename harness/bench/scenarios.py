@@ -48,6 +48,7 @@ class Point:
     p99_ms: float | None
     p999_ms: float | None
     send_lag_p99_ms: float | None
+    cpu_us_per_task: float | None = None
 
     @classmethod
     def of(cls, measured: Measured, x: float, root: Path) -> Point:
@@ -61,6 +62,7 @@ class Point:
             p99_ms=measured.figure("enqueue_to_start.p99"),
             p999_ms=measured.figure("enqueue_to_start.p99.9"),
             send_lag_p99_ms=measured.figure("send_lag.p99"),
+            cpu_us_per_task=measured.figure("cpu_per_task"),
         )
 
 
@@ -143,12 +145,17 @@ def bench_throughput(
     steps = [(float(r + 1), scenario) for r in range(repeat)]
     bench = _run_steps("throughput", scenario, queues, steps, seed=seed, out=out, status=status)
     medians = {q: _median([p.throughput for p in pts]) for q, pts in bench.by_queue().items()}
+    costs = {q: _median([p.cpu_us_per_task for p in pts]) for q, pts in bench.by_queue().items()}
     baseline = queues[-1]
+    others = [q for q in queues if q != baseline]
     bench.summary = {
         "median_tasks_per_s": medians,
         "baseline": baseline,
-        "ratios": {q: _ratio(medians[q], medians[baseline]) for q in queues if q != baseline},
-        "paired_ratios": {q: _paired(bench, q, baseline, "throughput") for q in queues if q != baseline},
+        "ratios": {q: _ratio(medians[q], medians[baseline]) for q in others},
+        "paired_ratios": {q: _paired(bench, q, baseline, "throughput") for q in others},
+        "median_cpu_us_per_task": costs,
+        "cpu_ratios": {q: _ratio(costs[q], costs[baseline]) for q in others},
+        "paired_cpu_ratios": {q: _paired(bench, q, baseline, "cpu_us_per_task") for q in others},
     }
     return bench
 

@@ -47,14 +47,14 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 def point_rows(points: list[Point]) -> list[tuple[Any, ...]]:
     return [
-        (p.queue, f"{p.x:g}", _num(p.throughput), _num(p.p50_ms), _num(p.p99_ms), _num(p.p999_ms),
-         _num(p.send_lag_p99_ms), {True: "valid", False: "INVALID", None: "unknown"}[p.valid], p.run)
+        (p.queue, f"{p.x:g}", _num(p.throughput), _num(p.cpu_us_per_task), _num(p.p50_ms), _num(p.p99_ms),
+         _num(p.p999_ms), _num(p.send_lag_p99_ms), {True: "valid", False: "INVALID", None: "unknown"}[p.valid], p.run)
         for p in sorted(points, key=lambda p: (p.x, p.queue))
     ]  # fmt: skip
 
 
-POINT_HEADER = ("queue", "x", "tasks/s", "start p50 ms", "start p99 ms", "start p99.9 ms", "send lag p99 ms",
-                "verdict", "run folder")  # fmt: skip
+POINT_HEADER = ("queue", "x", "tasks/s", "CPU µs/task", "start p50 ms", "start p99 ms", "start p99.9 ms",
+                "send lag p99 ms", "verdict", "run folder")  # fmt: skip
 
 
 def write_bench_report(bench: Bench, command: str) -> list[str]:

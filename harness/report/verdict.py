@@ -76,7 +76,7 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
         },
         "latency_ms": {name: summarize(h) for name, h in histograms.items()},
         "latency_source": "history",
-        "agents": agent_costs(folder, len(times[2])),
+        "agents": agent_costs(folder, len(times[2]), facts.get("redis_cpu_s")),
         "faults": {"planned": len(plan.faults), "applied": facts.get("faults_applied", 0)},
         "restarts": facts.get("restarts", 0),
         "journaling": facts.get("journaling", True),
@@ -87,13 +87,18 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
     return verdict
 
 
-def agent_costs(folder: Path, completed: int) -> dict[str, Any]:
-    """CPU seconds per role (from the agents' stats files) and per completed task, in microseconds."""
+def agent_costs(folder: Path, completed: int, redis_cpu_s: float | None = None) -> dict[str, Any]:
+    """CPU seconds per role (the agents' stats files; the server's from INFO cpu) and per completed
+    task, in microseconds; "total" adds them up when the server's share is known."""
     costs: dict[str, Any] = {}
     for entry in read_stats(folder):
         role = costs.setdefault(entry["role"], {"processes": 0, "cpu_s": 0.0})
         role["processes"] += 1
         role["cpu_s"] = round(role["cpu_s"] + entry["cpu_user_s"] + entry["cpu_system_s"], 3)
+    if redis_cpu_s is not None and costs:
+        costs["redis-server"] = {"processes": 1, "cpu_s": redis_cpu_s}
+        total = sum(c["cpu_s"] for c in costs.values())
+        costs["total"] = {"processes": sum(c["processes"] for c in costs.values()), "cpu_s": round(total, 3)}
     for role in costs.values():
         role["cpu_us_per_task"] = round(role["cpu_s"] / completed * 1e6, 1) if completed else None
     return costs
@@ -113,7 +118,7 @@ def unjudged_verdict(folder: Path, plan: Plan, facts: dict[str, Any]) -> dict[st
         "throughput": {"load_seconds": round(load_s, 3), "completed_during_load": completed,
                        "per_second": round(completed / load_s, 1) if load_s > 0 else 0, "timeline": []},
         "latency_ms": {name: summarize(h) for name, h in histograms.items() if name.startswith("enqueue_to_")},
-        "latency_source": "agents", "agents": agent_costs(folder, completed),
+        "latency_source": "agents", "agents": agent_costs(folder, completed, facts.get("redis_cpu_s")),
         "faults": {"planned": len(plan.faults), "applied": facts.get("faults_applied", 0)},
         "restarts": facts.get("restarts", 0), "journaling": False, "replay": f"harness replay {folder}",
         "note": "journaling was off: nothing was checked; latency from the agents' own histograms",
