@@ -10,6 +10,9 @@ tasks of one task group; each handler runs in a task of its own.
 
 Shutdown (SIGTERM, SIGINT or stop()): stop reading, let running handlers finish
 within shutdown_timeout_s, cancel the rest and release their deliveries at once.
+While Redis is unreachable, results are not retried past shutdown_timeout_s after
+stop(): their deliveries return after pending_timeout and run again, and the worker
+exits instead of waiting for Redis forever.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Worker:
         self._outbox: asyncio.Queue[tuple[Receipt, str | None] | None] = asyncio.Queue()
         self._release_later: list[Receipt] = []
         self._stopping = asyncio.Event()
+        self._stop_deadline: float | None = None  # after it, unsettled results are given up
         self._slot_free = asyncio.Event()
         self._done = asyncio.Event()
 
@@ -82,6 +86,8 @@ class Worker:
 
     def stop(self) -> None:
         """Ask the worker to shut down gracefully (idempotent, safe from signal handlers)."""
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.settings.shutdown_timeout_s
         self._stopping.set()
         self._slot_free.set()
 
@@ -223,8 +229,21 @@ class Worker:
                     backoff.reset()
                     break
                 except RedisUnavailable as exc:
+                    if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
+                        self._give_up(settled, exc)
+                        break
                     await self._wait_for_redis(exc, backoff)
         self._done.set()
+
+    def _give_up(self, results: list[tuple[Receipt, str | None]], exc: RedisUnavailable) -> None:
+        """Stopping, and Redis still unreachable past shutdown_timeout_s: leave these results unsettled."""
+        self.counts["unsettled"] += len(results)
+        self._settling.difference_update(receipt for receipt, _ in results)
+        log.warning(
+            "worker %s: stopping with %d result(s) unsettled, Redis unreachable (%s); their tasks return "
+            "after pending_timeout and run again",
+            self.consumer, len(results), exc,
+        )  # fmt: skip
 
     async def _settle(self, batch: list[tuple[Receipt, str | None]]) -> None:
         acks = [receipt for receipt, error in batch if error is None]
