@@ -121,6 +121,13 @@ async def test_a_proxy_fault_without_a_proxy_is_journaled_as_not_applied(
     assert [op["type"] for op in ops] == ["invoke", "info"]
 
 
+def test_without_root_a_partition_is_refused_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert "need root" in partition_unavailable()
+    with pytest.raises(SetupError, match="run as root \\(sudo\\), or choose a scenario without partition faults"):
+        NetnsRedis(tmp_path).start()
+
+
 # -- partitions: root only --------------------------------------------------------------------
 
 
