@@ -39,7 +39,7 @@ def test_a_run_folder_has_plots_and_both_reports(runs: list[Path]) -> None:
         assert "![" in (folder / "report.md").read_text()
         assert 'src="latency.png"' in (folder / "report.html").read_text()
         assert verdict["throughput"]["overall"]["completed"] == 500
-        assert set(verdict["agents"]) == {"producer", "consumer"}
+        assert set(verdict["agents"]) == {"producer", "consumer", "redis-server", "total"}
 
 
 def test_depth_is_sampled_into_the_history(runs: list[Path]) -> None:
