@@ -6,20 +6,26 @@ back to back, so machine noise largely cancels); otherwise the figure itself.
 
     limit  = stored x (1 - tolerance)     when higher is better
              stored x (1 + tolerance)     when lower is better
-    noise  = 1.4826 x the median absolute deviation of the samples (a robust sigma),
-             at least the stored noise when there are fewer than three samples
-    margin = 2 x noise / sqrt(samples)
 
 ok          the median is on the good side of the limit
-regression  the median is past the limit, and still is when moved back by the margin
-unsure      past the limit, but within the margin: the gate runs the case again (up to
-            max_repeat); if it is still unsure then, the median decides (a fail)
+regression  the median is past the limit, and so are all samples but one in four (3 of 3,
+            3 of 4, 4 of 5, 5 of 6); with fewer than three samples, the median is past the
+            limit by more than twice the stored noise
+unsure      the median is past the limit, but too few samples agree (two wild runs in
+            three on a shared machine are not unheard of): the gate runs the case again,
+            up to max_repeat; if it is still unsure then, the median decides, and the
+            gate fails
+
+Counting samples rather than measuring a spread suits these figures: a slowed-down
+queue on a busy machine gives ratios that scatter over a decade (its backlog comes
+and goes), which a spread would call noise; that they all sit past the limit is what
+decides. The spread (1.4826 x the median absolute deviation, a robust sigma) is
+reported as the noise, and stored with the baseline.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -97,9 +103,6 @@ def judge_metric(
     if stored is None:
         return verdict(NO_BASELINE, "no stored baseline: recorded only (harness gate --update-baseline stores one)",
                        median=round(median, 4), noise=round(noise, 4))  # fmt: skip
-    if len(samples) < 3:
-        noise = max(noise, stored.noise)
-    margin = 2 * noise / math.sqrt(len(samples))
     sign = 1.0 if metric.higher_is_better else -1.0
     limit = stored.value * (1 - sign * metric.tolerance)
     figures = {"median": round(median, 4), "noise": round(noise, 4), "baseline": stored.value, "limit": round(limit, 4)}
@@ -112,13 +115,15 @@ def judge_metric(
             else ""
         )
         return verdict(OK, f"{change}, within {metric.tolerance:.0%}{hint}", **figures)
-    if sign * (median + sign * margin - limit) < 0:
-        return verdict(
-            REGRESSION, f"{change}: past the {metric.tolerance:.0%} tolerance beyond noise (±{margin:.3g})", **figures
-        )
-    return verdict(
-        UNSURE, f"{change}: past the {metric.tolerance:.0%} tolerance but within noise (±{margin:.3g})", **figures
-    )
+    past = sum(1 for x in samples if sign * (x - limit) < 0)
+    if len(samples) >= 3:
+        agreed = past >= len(samples) - len(samples) // 4
+        evidence = f"{past} of {len(samples)} runs past the limit"
+    else:
+        agreed = sign * (limit - median) > 2 * stored.noise
+        evidence = f"past it by more than twice the stored noise ({stored.noise:.3g})" if agreed else "within noise"
+    tolerance = f"past the {metric.tolerance:.0%} tolerance"
+    return verdict(REGRESSION if agreed else UNSURE, f"{change}: {tolerance}; {evidence}", **figures)
 
 
 def load_stored(path: Path) -> dict[str, Stored]:

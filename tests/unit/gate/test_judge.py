@@ -42,6 +42,8 @@ def test_robust_sigma_ignores_one_wild_sample() -> None:
         (HIGHER, [0.81, 0.3, 0.82], OK),  # one bad sample does not decide
         (LOWER, [1.2, 1.4, 1.3], OK),
         (LOWER, [4.0, 4.5, 5.0], REGRESSION),  # the slow mutant: four times the raw ratio
+        (LOWER, [1.19, 42.9, 2.32, 7.71, 33.6], REGRESSION),  # ... scattered over a decade on a busy machine
+        (LOWER, [1.19, 42.9, 2.32, 1.2, 33.6], UNSURE),  # the median is past 1.5, but only 3 of 5 runs are
         (LOWER, [1.6, 0.5, 3.0], UNSURE),
     ],
 )
@@ -54,10 +56,10 @@ def test_without_data_or_without_a_stored_baseline() -> None:
     assert judge(HIGHER, [0.1, 0.1, 0.1], stored=None) == NO_BASELINE
 
 
-def test_few_samples_borrow_the_stored_noise() -> None:
+def test_fewer_than_three_samples_are_held_against_the_stored_noise() -> None:
     noisy = Stored(value=1.0, noise=0.5, runs=5)
     assert judge(HIGHER, [0.7], stored=noisy) == UNSURE
-    assert judge(HIGHER, [0.7], stored=STORED) == REGRESSION
+    assert judge(HIGHER, [0.7, 0.6], stored=STORED) == REGRESSION
 
 
 def test_the_verdict_carries_its_figures_and_a_hint_when_much_better() -> None:
