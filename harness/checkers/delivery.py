@@ -217,7 +217,7 @@ def _judge_enqueued(
     enqueued_ns = enqueue.invoke_ns if enqueue.ok_ns is None else enqueue.ok_ns
     # A write happened somewhere between its invoke and its answer.
     spans = chain(((enqueue.invoke_ns, enqueued_ns),), ((c.invoke_ns, _settled_ns(c)) for c in completions))
-    window = _window_of(spans, windows.redis)
+    window = _window_of(enqueue.invoke_ns, spans, windows.redis)
     if window is not None:
         window.lost.append(enqueued_ns)
         if context.expect.loss_allowed_in_redis_fault_windows:
@@ -231,10 +231,13 @@ def _judge_enqueued(
     )
 
 
-def _window_of(spans: Iterable[tuple[int, int]], windows: list[_LossWindow]) -> _LossWindow | None:
-    """The first loss window (by end) that any of the spans overlaps."""
+def _window_of(sent_ns: int, spans: Iterable[tuple[int, int]], windows: list[_LossWindow]) -> _LossWindow | None:
+    """The loss window that took the task: of the windows its writes overlap, the first whose fault began
+    after the task was sent (a task sent while Redis was down or restarting was written after that
+    crash, so a later one lost it), else the last."""
     found = [(start, end) for start, end in spans]
-    return next((w for w in windows if any(s <= w.end_ns and e >= w.start_ns for s, e in found)), None)
+    overlapping = [w for w in windows if any(s <= w.end_ns and e >= w.start_ns for s, e in found)]
+    return next((w for w in overlapping if w.fault.start_ns >= sent_ns), overlapping[-1] if overlapping else None)
 
 
 def _judge_unexpected(index: HistoryIndex, tally: _Tally, examples: Examples) -> None:

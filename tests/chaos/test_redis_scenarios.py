@@ -24,11 +24,16 @@ SEEDS = [int(seed) for seed in os.environ.get("CHAOS_SEEDS", "11").split(",")]
 DURATION_S = os.environ.get("CHAOS_DURATION_S", "5")
 
 LOSSLESS = [
-    "redis_crash_aof_always", "redis_crash_aof_everysec", "redis_pause", "redis_stalls", "client_kill",
-    "latency_spikes", "dropped_replies", "connection_resets", "mixed_faults",
+    "redis_crash_aof_always", "redis_pause", "redis_stalls", "client_kill", "latency_spikes", "dropped_replies",
+    "connection_resets", "mixed_faults",
 ]  # fmt: skip
-# Scenarios whose Redis loses state: losses are allowed, and each must sit in a fault's window.
-LOSSY = ["redis_crash_no_persistence", "redis_flushall", "redis_crash_rdb"]
+# Scenarios whose Redis may lose acknowledged writes: losses are allowed, and each must sit in a fault's
+# window. (AOF everysec loses the writes Redis postponed behind a slow fsync, rarely.)
+LOSSY = ["redis_crash_no_persistence", "redis_flushall", "redis_crash_rdb", "redis_crash_aof_everysec"]
+# Where a fault surely cost state: the run must show lost tasks, or it proved nothing.
+MUST_LOSE = {"redis_crash_no_persistence", "redis_flushall"}
+# Faults that leave clients without answers: the history must show unknown outcomes.
+MUST_TIME_OUT = {"dropped_replies", "connection_resets"}
 
 
 def harness_run(scenario: str, seed: int, out: Path) -> tuple[int, dict[str, Any], str]:
@@ -63,6 +68,9 @@ def test_nothing_acknowledged_is_lost(scenario: str, seed: int, tmp_path: Path) 
     delivery = assert_valid_and_hit(*harness_run(scenario, seed, tmp_path))
     assert delivery["lost"] == delivery["lost_in_fault_window"] == 0
     assert delivery["duplicated_unexplained"] == 0
+    if scenario in MUST_TIME_OUT:
+        history = next(tmp_path.glob("*/history.jsonl")).read_text()
+        assert history.count('"type":"info"') > 0, "no client ever saw a timeout: the faults missed"
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -72,20 +80,12 @@ def test_losses_are_attributed_to_the_fault_that_caused_them(scenario: str, seed
     assert delivery["lost"] == 0
     windows = delivery["fault_windows"]
     assert sum(w["lost"] for w in windows) == delivery["lost_in_fault_window"]
-    if scenario != "redis_crash_rdb":  # a snapshot may have caught everything
+    if scenario in MUST_LOSE:
         assert delivery["lost_in_fault_window"] > 0, "state was lost but no task with it: the run proved nothing"
     for window in windows:
         if window["lost"]:
             first, last = window["lost_enqueued_s"]
             assert first <= last <= window["ended_s"]
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_dropped_replies_leave_outcomes_unknown_not_lost(seed: int, tmp_path: Path) -> None:
-    _, verdict, _ = harness_run("dropped_replies", seed, tmp_path)
-    history = next(tmp_path.glob("*/history.jsonl")).read_text()
-    assert history.count('"type":"info"') > 0, "no client ever saw a timeout: the faults missed"
-    assert verdict["valid"] is True
 
 
 @pytest.mark.root

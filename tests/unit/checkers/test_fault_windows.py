@@ -111,6 +111,21 @@ def test_lost_tasks_are_attributed_to_the_first_fault_after_them_even_when_not_a
     assert "3 lost in Redis fault windows:" in result.note
 
 
+def test_a_task_sent_while_redis_restarted_is_lost_by_the_next_crash() -> None:
+    h = HistoryBuilder()
+    h.phase("load")
+    h.enqueue("p0", ["before"])
+    h.invoke("nemesis-0", "fault", {"kind": "redis-kill", "target": "redis", "held": [], "persistence": "none"})
+    h.advance(s=1)
+    h.enqueue("p0", ["restarting"])  # answered by the restarted server before the fault's end was journaled
+    h.respond("nemesis-0", "fault")
+    h.advance(s=2)
+    redis_fault(h, persistence="none")
+    h.final()
+    windows = judge(check_delivery, h, expect=ALLOWED).figures["fault_windows"]
+    assert [w["lost"] for w in windows] == [1, 1]
+
+
 def test_faults_that_keep_state_have_no_window() -> None:
     for kind in ("redis-pause", "client-pause", "debug-sleep", "client-kill", "latency", "partition"):
         assert not is_redis_fault(kind)
