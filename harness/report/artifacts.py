@@ -14,7 +14,7 @@ from hdrh.histogram import HdrHistogram
 
 from harness.history import Op
 from harness.report.html import write_html
-from harness.report.latency import TaskTimes
+from harness.report.latency import LATENCIES, TaskTimes
 from harness.report.markdown import write_report
 from harness.report.series import RunSeries, run_series
 
@@ -49,7 +49,7 @@ def write_artifacts(
     label = run_label(verdict)
     series = run_series(history, label=label, times=times)
     series.save(folder)
-    latency = {k: h for k, h in histograms.items() if k.startswith("enqueue_to_")}
+    latency = {k: h for k, h in histograms.items() if k in LATENCIES}
     save_histograms(folder, latency, verdict.get("latency_source", "history"))
     plots, problem = _plots(folder, series, latency, label, journaled=verdict.get("journaling", True))
     write_report(folder, verdict, plots, problem)

@@ -31,6 +31,8 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("completed", "throughput.overall.completed"),
     *((f"enqueue-to-start {p} (ms)", f"latency_ms.enqueue_to_start.{p}") for p in _START),
     *((f"enqueue-to-complete {p} (ms)", f"latency_ms.enqueue_to_complete.{p}") for p in _COMPLETE),
+    *((f"start-to-complete {p} (ms)", f"latency_ms.start_to_complete.{p}") for p in _COMPLETE),
+    ("CPU per task, all processes (µs)", "agents.total.cpu_us_per_task"),
     ("producer CPU per task (µs)", "agents.producer.cpu_us_per_task"),
     ("consumer CPU per task (µs)", "agents.consumer.cpu_us_per_task"),
     ("faults applied", "faults.applied"),

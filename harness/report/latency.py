@@ -1,7 +1,9 @@
 """Latency and throughput figures from a history.
 
 Latency counts from the time a task was due to be sent (open loop), so a queue
-that stalls producers cannot hide it. Histograms are HDR (microseconds, three
+that stalls producers cannot hide it. Start-to-complete, from a task's first
+delivery to its acknowledged completion, is the settling path on its own (with
+zero-time tasks: the ack's round trip), which queueing upstream does not blur. Histograms are HDR (microseconds, three
 significant digits): percentiles stay exact in the tail and merge across runs.
 """
 
@@ -49,14 +51,19 @@ def task_times(history: Iterable[Op]) -> TaskTimes:
     return due, started, completed
 
 
+LATENCIES = ("enqueue_to_start", "enqueue_to_complete", "start_to_complete")
+
+
 def latency_histograms(history: list[Op], times: TaskTimes | None = None) -> dict[str, HdrHistogram]:
     due, started, completed = times or task_times(history)
-    histograms = {"enqueue_to_start": new_histogram(), "enqueue_to_complete": new_histogram()}
-    for name, ends in (("enqueue_to_start", started), ("enqueue_to_complete", completed)):
+    histograms = {name: new_histogram() for name in LATENCIES}
+    spans = (("enqueue_to_start", due, started), ("enqueue_to_complete", due, completed),
+             ("start_to_complete", started, completed))  # fmt: skip
+    for name, begins, ends in spans:
         histogram = histograms[name]
         for tid, end in ends.items():
-            if tid in due:
-                histogram.record_value(max(LOWEST_US, (end - due[tid]) // 1000))
+            if tid in begins:
+                histogram.record_value(max(LOWEST_US, (end - begins[tid]) // 1000))
     return histograms
 
 

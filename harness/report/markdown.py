@@ -48,7 +48,7 @@ LATENCY_COLUMNS = ("count", "p50", "p90", "p99", "p99.9", "p99.99", "max")
 PLOT_CAPTIONS = {
     "throughput.png": "Throughput over time (fault windows shaded)",
     "latency.png": "Enqueue-to-start latency over time, by due time (fault windows shaded)",
-    "percentiles.png": "Latency percentile spectrum (HDR histograms merged across processes)",
+    "percentiles.png": "Latency percentile spectrum: enqueue to start, enqueue to complete, start to complete",
     "depth.png": "Queue depth over time: ready, pending, delayed",
 }
 

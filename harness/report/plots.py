@@ -29,7 +29,11 @@ SIZE_IN = (9.0, 4.2)
 DPI = 100
 FAULT_COLOR = "#d62728"
 SPECTRUM_NINES = (0.30103, 1.0, 2.0, 3.0, 4.0)  # p50, p90, p99, p99.9, p99.99 on the "nines" axis
-LATENCY_NAMES = {"enqueue_to_start": "enqueue to start", "enqueue_to_complete": "enqueue to complete"}
+LATENCY_NAMES = {
+    "enqueue_to_start": "enqueue to start",
+    "enqueue_to_complete": "enqueue to complete",
+    "start_to_complete": "start to complete",
+}
 RUN_PLOTS = ("throughput.png", "latency.png", "percentiles.png", "depth.png")
 
 

@@ -17,6 +17,7 @@ from harness.history import Op, read_journal
 from harness.plan import Plan
 from harness.report.artifacts import write_artifacts
 from harness.report.latency import (
+    LATENCIES,
     completions_per_second,
     latency_histograms,
     overall_throughput,
@@ -117,7 +118,7 @@ def unjudged_verdict(folder: Path, plan: Plan, facts: dict[str, Any]) -> dict[st
         "started_at": facts.get("started_at"), "run": plan.to_dict()["scenario"]["run"], "checkers": [],
         "throughput": {"load_seconds": round(load_s, 3), "completed_during_load": completed,
                        "per_second": round(completed / load_s, 1) if load_s > 0 else 0, "timeline": []},
-        "latency_ms": {name: summarize(h) for name, h in histograms.items() if name.startswith("enqueue_to_")},
+        "latency_ms": {name: summarize(h) for name, h in histograms.items() if name in LATENCIES},
         "latency_source": "agents", "agents": agent_costs(folder, completed, facts.get("redis_cpu_s")),
         "faults": {"planned": len(plan.faults), "applied": facts.get("faults_applied", 0)},
         "restarts": facts.get("restarts", 0), "journaling": False, "replay": f"harness replay {folder}",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from harness.report.latency import overall_throughput, task_times
+from harness.report.latency import latency_histograms, overall_throughput, task_times
 from tests.unit.report.histories import MS, T0, S, steady_history
 
 
@@ -14,3 +14,12 @@ def test_overall_throughput_runs_from_the_first_due_time_to_the_last_completion(
 
 def test_overall_throughput_of_nothing() -> None:
     assert overall_throughput(({}, {}, {}), T0) == {"completed": 0, "seconds": None, "per_second": 0.0}
+
+
+def test_start_to_complete_is_the_settling_path_on_its_own() -> None:
+    histograms = latency_histograms(steady_history(tasks=50, start_latency_ms=7.0))
+    assert set(histograms) == {"enqueue_to_start", "enqueue_to_complete", "start_to_complete"}
+    settle = histograms["start_to_complete"]
+    assert settle.get_total_count() == 50
+    assert settle.get_value_at_percentile(50) // 100 == 10  # 1 ms, whatever the queueing before it
+    assert histograms["enqueue_to_start"].get_value_at_percentile(50) // 100 == 70
