@@ -32,11 +32,13 @@ def test_queues_alternate_which_goes_first() -> None:
 
 
 def test_sweep_steps_batch_tasks_per_call_above_what_a_producer_sends_comfortably() -> None:
-    latency = load_scenario("latency")
-    steps = {rate: s for rate, s in sweep_steps(latency, [1000, 2000, 8000])}
+    single = load_scenario("latency_single")
+    steps = {rate: s for rate, s in sweep_steps(single, [1000, 2000, 8000])}
     assert [steps[r].run.rate for r in (1000, 2000, 8000)] == [1000, 2000, 8000]
     assert [steps[r].workload.enqueue_batch for r in (1000, 2000, 8000)] == [1, 1, 4]
-    assert steps[8000].workload.read_count == latency.workload.read_count
+    assert steps[8000].workload.read_count == single.workload.read_count
+    batched = {rate: s for rate, s in sweep_steps(load_scenario("latency"), [1000, 40000])}
+    assert [batched[r].workload.enqueue_batch for r in (1000, 40000)] == [10, 20]
 
 
 def _fake(monkeypatch: pytest.MonkeyPatch, figures: Any) -> FakeRuns:
