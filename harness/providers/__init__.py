@@ -59,7 +59,7 @@ def check_provider(spec: str) -> None:
     if spec == "local":
         find_redis_server()
     elif spec == CONTAINER or spec.startswith(f"{CONTAINER}:"):
-        docker_client()
+        docker_client().close()
     elif spec.startswith(URL_SCHEMES):
         ExternalRedis(spec).start()
     else:

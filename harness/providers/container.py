@@ -57,6 +57,7 @@ class ContainerRedis:
         self.cut_roles: frozenset[str] = frozenset()
         self._container: Any = None
         self._network: Any = None
+        self._docker: Any = None
 
     @property
     def url(self) -> str:
@@ -76,8 +77,8 @@ class ContainerRedis:
             return
         container_class = _testcontainers()
         ensure_image(self.image)
-        client = docker_client()
-        self._network = client.networks.create(f"taskq-{self.port}-{os.getpid()}", driver="bridge")
+        self._docker = docker_client()
+        self._network = self._docker.networks.create(f"taskq-{self.port}-{os.getpid()}", driver="bridge")
         container = container_class(self.image).with_command(self._command())
         # Published on loopback only, on a fixed port, so a restarted container keeps its URL.
         container.ports[f"{CONTAINER_PORT}/tcp"] = ("127.0.0.1", self.port)
@@ -162,14 +163,16 @@ class ContainerRedis:
             self.cut_roles = frozenset()
 
     def stop(self) -> None:
-        container, network = self._container, self._network
-        self._container = self._network = None
+        container, network, docker = self._container, self._network, self._docker
+        self._container = self._network = self._docker = None
         try:
             if container is not None:
                 container.stop()
         finally:
             if network is not None:
                 network.remove()
+            if docker is not None:
+                docker.close()
 
     def describe(self) -> dict[str, str]:
         version = "unknown"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import socket
 import subprocess
 import tarfile
 from pathlib import Path
@@ -33,14 +34,29 @@ def docker_client() -> Any:
     """A connected docker-py client, or SetupError saying how to get a Docker engine."""
     try:
         import docker  # noqa: PLC0415  docker-py comes with the test extras; only container runs need it
-
-        client = docker.from_env(timeout=30)
-        client.ping()
     except ImportError as exc:
         raise SetupError(f"the docker Python package is missing ({exc}): pip install -e '.[test]'") from exc
+    _probe_socket()
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
     except Exception as exc:  # docker-py raises DockerException, requests' errors, or OSError
         raise SetupError(f"cannot reach a Docker engine ({type(exc).__name__}: {exc}): {DOCKER_HINT}") from exc
     return client
+
+
+def _probe_socket() -> None:
+    """Connect to the engine's unix socket ourselves first: docker-py leaks its socket when that fails."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return
+    path = host.removeprefix("unix://")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(5)
+            probe.connect(path)
+    except OSError as exc:
+        raise SetupError(f"cannot reach a Docker engine at {path} ({exc}): {DOCKER_HINT}") from exc
 
 
 def shared_libraries(binary: str) -> list[str]:
@@ -81,18 +97,20 @@ def build_image(tag: str = DEFAULT_IMAGE, *, binary: str | None = None) -> str:
     repository, _, version = tag.rpartition(":")
     if not repository or "/" in version:
         repository, version = tag, "latest"
-    client = docker_client()
     changes = [
         f'ENTRYPOINT ["{REDIS_IN_IMAGE}"]',
         "WORKDIR /data",
         "EXPOSE 6379",
         f"LABEL org.taskq.redis-version={redis_version(binary)}",
     ]
+    client = docker_client()
     try:
         client.api.import_image_from_data(rootfs_tar(binary), repository=repository, tag=version, changes=changes)
         image = client.images.get(tag)
     except Exception as exc:  # docker-py's APIError and friends
         raise SetupError(f"docker import of {tag} failed ({exc}): check `docker info` and the engine's log") from exc
+    finally:
+        client.close()
     image_id: str = image.id
     return image_id
 
@@ -106,4 +124,6 @@ def ensure_image(tag: str = DEFAULT_IMAGE) -> None:
     except Exception:  # docker.errors.ImageNotFound
         if tag != DEFAULT_IMAGE:
             return  # testcontainers pulls it (or says why it cannot)
+    finally:
+        client.close()
     build_image(tag)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -53,13 +54,15 @@ def client(url: str, timeout_s: float = 2.0) -> redis.Redis:
 
 
 def test_the_image_holds_the_hosts_redis_server(image: str) -> None:
-    labels = docker_client().images.get(image).labels
+    with closing(docker_client()) as docker:
+        labels = docker.images.get(image).labels
     assert labels["org.taskq.redis-version"] == redis_version(find_redis_server())
     assert any("libc.so" in library for library in shared_libraries(find_redis_server()))
 
 
 def test_published_on_loopback_only_and_killed_and_restarted_with_its_data(container: ContainerRedis) -> None:
-    ports = docker_client().api.inspect_container(container._wrapped().id)["HostConfig"]["PortBindings"]
+    with closing(docker_client()) as docker:
+        ports = docker.api.inspect_container(container._wrapped().id)["HostConfig"]["PortBindings"]
     assert ports["6379/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(container.port)}]
     with client(container.url) as c:
         c.set("k", "v")
