@@ -3,10 +3,11 @@ CLIENT KILL, and FLUSHALL.
 
 Each handler journals `fault` invoke when it strikes and `fault` ok once the server is whole
 again (restarted, resumed, awake), under its own nemesis process. Like the worker faults, it
-first waits (briefly) for its aim: a consumer holding tasks, or one settling them. A fault that may lose
-acknowledged writes (redis-kill, flushall) journals what the checkers need to bound the
-loss: the persistence setting, and for RDB when the last snapshot was taken. They run against
-a server the harness owns (a local redis-server or a container), never an external URL.
+first waits (briefly) for its aim: a consumer holding tasks, or one settling them. A fault
+that may lose acknowledged writes (redis-kill, flushall) journals in its invoke what the
+checkers need to bound the loss: "persistence" (the server's setting, or "flushed"), and for
+RDB "durable_until_ns" (when the last snapshot was taken). They run against a server the
+harness owns (a local redis-server or a container), never an external URL.
 """
 
 from __future__ import annotations
