@@ -47,7 +47,7 @@ FAULT_KINDS: dict[str, FaultKind] = {
 
 # When a consumer fault strikes: once the victim holds tasks, while it settles them
 # (an ack or fail in flight), or at once.
-FAULT_AIMS = ("holding", "settling", "any")
+FAULT_AIMS = ("holding", "settling", "failing", "any")
 
 
 def targets_for(kind: FaultKind, consumers: int) -> tuple[str, ...]:

@@ -122,11 +122,19 @@ class Fleet:
 
 @dataclass(frozen=True, slots=True)
 class ConsumerState:
-    """What a consumer is doing, as its journal says: the tasks it holds, and whether it
-    is in the middle of settling (an ack or fail sent, its reply not yet journaled)."""
+    """What a consumer is doing, as its journal says: the tasks it holds, and what it is
+    settling ("complete" or "fail" sent, its reply not yet journaled; "" when nothing)."""
 
     held: list[str]
-    settling: bool
+    settling: str
+
+    def on_target(self, aim: str) -> bool:
+        """Whether a fault aimed at `aim` (see harness.faults.FAULT_AIMS) should strike now."""
+        if aim == "settling":
+            return bool(self.settling)
+        if aim == "failing":
+            return self.settling == "fail"
+        return aim == "any" or bool(self.held)
 
 
 def consumer_state(journal: Path, tail_bytes: int = 1 << 20) -> ConsumerState:
@@ -137,9 +145,10 @@ def consumer_state(journal: Path, tail_bytes: int = 1 << 20) -> ConsumerState:
             f.seek(max(0, journal.stat().st_size - tail_bytes))
             lines = f.read().split(b"\n")
     except FileNotFoundError:
-        return ConsumerState([], False)
+        return ConsumerState([], "")
     held: list[str] = []
     settling: set[str] = set()
+    settling_kind = ""
     for line in lines:  # the first line may be cut by the seek: it fails to parse and is skipped
         try:
             op = orjson.loads(line)
@@ -150,7 +159,8 @@ def consumer_state(journal: Path, tail_bytes: int = 1 << 20) -> ConsumerState:
         elif op["f"] in ("complete", "fail"):
             if op["type"] == "invoke":  # still held until the reply says the queue has them
                 settling = {t if isinstance(t, str) else t[0] for t in op["value"]["tasks"]}
+                settling_kind = op["f"]
             else:
                 held = [t for t in held if t not in settling]
-                settling = set()
-    return ConsumerState(held, bool(settling))
+                settling, settling_kind = set(), ""
+    return ConsumerState(held, settling_kind)

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from harness.errors import HarnessError, SetupError
 from harness.faults import FAULT_KINDS
-from harness.fleet import ConsumerState, consumer_state
+from harness.fleet import consumer_state
 from harness.history import INFO, INVOKE, OK
 from harness.nemesis.base import FaultContext, fault
 from harness.plan import FaultEvent, Plan
@@ -49,10 +49,6 @@ def require_redis_faults(plan: Plan, provider: Provider) -> None:
         )
 
 
-def _on_target(aim: str, state: ConsumerState) -> bool:
-    return state.settling if aim == "settling" else bool(state.held)
-
-
 async def _aim(ctx: FaultContext, aim: str) -> None:
     """Wait (briefly) until the queue is where the fault should hit: some consumer holds tasks
     ("holding": their leases and acks are at stake), or has an ack or fail in flight ("settling":
@@ -60,7 +56,7 @@ async def _aim(ctx: FaultContext, aim: str) -> None:
     deadline = time.monotonic() + AIM_PATIENCE_S
     while aim != "any" and time.monotonic() < deadline:
         agents = [agent for agent in ctx.fleet.consumers.values() if agent.alive()]
-        if any(_on_target(aim, consumer_state(agent.journal, AIM_TAIL_BYTES)) for agent in agents):
+        if any(consumer_state(agent.journal, AIM_TAIL_BYTES).on_target(aim) for agent in agents):
             return
         await asyncio.sleep(0.002)
 

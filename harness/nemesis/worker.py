@@ -6,7 +6,7 @@ import asyncio
 import signal
 import time
 
-from harness.fleet import Agent, ConsumerState, consumer_state
+from harness.fleet import Agent, consumer_state
 from harness.history import INFO, INVOKE, OK
 from harness.nemesis.base import FaultContext, fault, wait_exit
 from harness.plan import FaultEvent
@@ -22,23 +22,17 @@ def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Ag
     return slot, agent
 
 
-def _on_target(aim: str, state: ConsumerState) -> bool:
-    if aim == "settling":
-        return state.settling
-    return aim == "any" or bool(state.held)
-
-
 async def _aim(agent: Agent, aim: str, patience_s: float = 1.0) -> list[str]:
     """Wait (briefly) until the victim is where the fault should hit; returns what it holds.
 
     A consumer spends part of its time waiting for work, and striking then proves
     nothing: "holding" waits until it holds tasks, "settling" until an ack or fail
-    is in flight (where a two-step settle can be split). After `patience_s` it
-    strikes anyway.
+    is in flight (where a two-step settle can be split), "failing" until a fail is.
+    After `patience_s` it strikes anyway.
     """
     deadline = time.monotonic() + patience_s
     state = consumer_state(agent.journal)
-    while not _on_target(aim, state) and time.monotonic() < deadline and agent.alive():
+    while not state.on_target(aim) and time.monotonic() < deadline and agent.alive():
         await asyncio.sleep(0.001)
         state = consumer_state(agent.journal)
     return state.held
