@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import random
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,26 @@ async def connect(args: AgentArgs, stop: asyncio.Event) -> QueueAdapter | None:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
     return None
+
+
+READY_SUFFIX = ".ready"
+# How long producers wait for every consumer to connect before they start anyway.
+READY_WAIT_S = 10.0
+
+
+def mark_ready(journal: Path) -> None:
+    """A consumer is connected: a file beside its journal says so to the producers."""
+    journal.with_name(journal.name.removesuffix(".jsonl") + READY_SUFFIX).touch()
+
+
+async def consumers_ready(journal: Path, consumers: int, stop: asyncio.Event, timeout_s: float = READY_WAIT_S) -> None:
+    """Until `consumers` consumers are connected (or the timeout): the load starts when someone can
+    serve it, so the agents' own start-up is not counted as the queue's latency."""
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        if sum(1 for _ in journal.parent.glob(f"consumer-*{READY_SUFFIX}")) >= consumers:
+            return
+        await asyncio.sleep(0.01)
 
 
 def attempt_fails(seed: int, tid: str, attempt: int, probability: float) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.adapters import Delivered, QueueAdapter
 from harness.adapters.base import AdapterUnavailable
-from harness.agents.common import AgentArgs, attempt_fails, connect, stop_event
+from harness.agents.common import AgentArgs, attempt_fails, connect, mark_ready, stop_event
 from harness.agents.stats import AgentStats
 from harness.history import INFO, INVOKE, OK, Journal
 
@@ -112,6 +112,7 @@ async def run_consumer(args: AgentArgs) -> None:
         return
     journal = Journal(args.journal, enabled=args.journaling)
     consumer = Consumer(args, adapter, journal)
+    mark_ready(args.journal)
     try:
         while not stop.is_set():
             await consumer.step()

@@ -3,7 +3,8 @@
 Batches are due at fixed times (start + n * batch / rate). A batch that goes out
 late still carries its due time, so latency counts from when the task should have
 been sent and a slow queue cannot hide behind a slowed-down producer. At rate 0 (as
-fast as possible) there is no schedule: a batch is due when it is sent.
+fast as possible) there is no schedule: a batch is due when it is sent. The schedule
+starts once every consumer has connected (harness.agents.common.consumers_ready).
 
 Enough batches are in flight at once that a slow reply does not hold the next batch
 back (the load stays open-loop); how late batches went out is measured all the same.
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 
 from harness.adapters import QueueAdapter, TaskSpec
 from harness.adapters.base import AdapterRefused, AdapterUnavailable
-from harness.agents.common import AgentArgs, connect, stop_event
+from harness.agents.common import AgentArgs, connect, consumers_ready, stop_event
 from harness.agents.pacer import Pacer
 from harness.agents.stats import AgentStats
 from harness.history import FAIL, INFO, INVOKE, OK, Journal
@@ -104,6 +105,7 @@ async def run_producer(args: AgentArgs) -> None:
     adapter = await connect(args, stop)
     if adapter is None:
         return
+    await consumers_ready(args.journal, args.plan.scenario.run.consumers, stop)
     deadline_ns = time.monotonic_ns() + int(args.plan.scenario.run.duration_s * 1e9)
     plan = batches(args, time.monotonic_ns())
     journal = Journal(args.journal, enabled=args.journaling)

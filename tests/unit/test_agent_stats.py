@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from harness.agents.common import consumers_ready, mark_ready
 from harness.agents.pacer import Pacer
 from harness.agents.stats import AgentStats, merged_histograms, read_stats, stats_path
 
@@ -65,3 +66,17 @@ async def test_a_cancelled_wait_does_not_break_the_pacer() -> None:
         await asyncio.wait_for(pacer.until(time.monotonic_ns() + 2_500_000), timeout=10)
     finally:
         pacer.close()
+
+
+async def test_producers_wait_for_every_consumer_to_connect(tmp_path: Path) -> None:
+    journal = tmp_path / "producer-0.jsonl"
+    stop = asyncio.Event()
+    waiting = asyncio.create_task(consumers_ready(journal, 2, stop, timeout_s=30))
+    mark_ready(tmp_path / "consumer-0#1.jsonl")
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    mark_ready(tmp_path / "consumer-1#1.jsonl")
+    await asyncio.wait_for(waiting, timeout=10)
+    started = time.monotonic()
+    await consumers_ready(journal, 5, stop, timeout_s=0.1)  # never all there: starts anyway
+    assert time.monotonic() - started < 10
