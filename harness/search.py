@@ -37,7 +37,7 @@ def fault_specs(draw: st.DrawFn, tasks: int, consumers: int) -> dict[str, Any]:
         "target": f"consumer-{draw(st.integers(0, consumers - 1))}",
         # A pause longer than the visibility timeout makes leases expire; a short one does not.
         "duration_s": draw(st.sampled_from([0.1, 1.0] if kind == "pause" else [0.1, 0.3])),
-        "aim": draw(st.sampled_from(["holding", "settling"])),
+        "aim": draw(st.sampled_from(["holding", "settling", "failing"])),
     }
 
 
