@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ from harness.report.verdict import judge_run, unjudged_verdict
 RUNNER = "runner"
 Status = Callable[[str], None]
 PRODUCER_GRACE_S = 10.0
-# How often the queue's depth is sampled into the history (f="depth"), for the depth plot.
+# How often the queue's depth is sampled into the history (f="depth"), for the depth plot; on
+# average: the interval is drawn from half to one and a half of it, so that samples do not keep
+# falling on the same phase of the producers' periodic batches (and show an empty queue each time).
 DEPTH_SAMPLE_S = 0.2
 
 
@@ -234,7 +237,7 @@ class _Progress:
         now = time.monotonic()
         if now < self.next_sample_at:
             return
-        self.next_sample_at = now + DEPTH_SAMPLE_S
+        self.next_sample_at = now + DEPTH_SAMPLE_S * random.uniform(0.5, 1.5)
         try:
             depth = await self.adapter.depth()
             self.journal.record(RUNNER, OK, "depth", depth)

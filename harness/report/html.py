@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checkers.base import validity_label
-from harness.report.markdown import LATENCY_COLUMNS, PLOT_CAPTIONS, figure_summary
+from harness.report.markdown import LATENCY_COLUMNS, PLOT_CAPTIONS, figure_summary, overall_line
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
@@ -88,7 +88,8 @@ def write_html(folder: Path, verdict: dict[str, Any], plots: Sequence[str] = (),
             else f"<p>{escape(verdict.get('note', 'nothing was checked'))}</p>"
         ),
         "<h2>Throughput and latency</h2>",
-        f"<p>Completed during load: {throughput['completed_during_load']} ({throughput['per_second']} tasks/s). "
+        f"<p>Completed during load: {throughput['completed_during_load']} ({throughput['per_second']} tasks/s); "
+        f"{escape(overall_line(throughput))}. "
         f"Latency counts from each task's due time (open loop); histograms from the "
         f"{escape(verdict.get('latency_source', 'history'))}.</p>",
     ]

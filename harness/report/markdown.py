@@ -62,6 +62,15 @@ def latency_table(latency_ms: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def overall_line(throughput: dict[str, Any]) -> str:
+    """All tasks over the time from the first due time to the last completion (drain included)."""
+    overall = throughput.get("overall") or {}
+    if not overall.get("seconds"):
+        return "overall: nothing completed"
+    return (f"overall: {overall['completed']} tasks in {overall['seconds']} s from the first due time to the "
+            f"last completion: {overall['per_second']} tasks/s")  # fmt: skip
+
+
 def cost_table(agents: dict[str, Any]) -> list[str]:
     lines = ["| role | processes | CPU s | CPU µs per completed task |", "|---|---|---|---|"]
     for role, cost in sorted(agents.items()):
@@ -90,6 +99,7 @@ def write_report(folder: Path, verdict: dict[str, Any], plots: Sequence[str] = (
     throughput = verdict["throughput"]
     lines += ["", "## Throughput and latency", ""]
     lines.append(f"- completed during load: {throughput['completed_during_load']} ({throughput['per_second']} tasks/s)")
+    lines.append(f"- {overall_line(throughput)}")
     source = verdict.get("latency_source", "history")
     lines.append(f"- latency counts from each task's due time (open loop); histograms from the {source}")
     if verdict["latency_ms"]:

@@ -46,9 +46,7 @@ def invalid_checkers(verdict: dict[str, Any]) -> set[str]:
 
 
 # Scenarios with Redis or network faults have their own, stricter runs (test_redis_scenarios.py).
-WORKER_SCENARIOS = [
-    s.name for s in list_scenarios() if all(FAULT_KINDS[f.kind].role == "consumer" for f in s.faults)
-]
+WORKER_SCENARIOS = [s.name for s in list_scenarios() if all(FAULT_KINDS[f.kind].role == "consumer" for f in s.faults)]
 
 
 @pytest.mark.parametrize("scenario", WORKER_SCENARIOS)
