@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import random
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from harness.adapters import MUTANTS, adapter_factory
 from harness.adapters.mutants import MUTANT_DOCS
 from harness.checkers.base import validity_label
-from harness.errors import HarnessError
+from harness.console import err, one_line_errors, out, status_line
 from harness.history import read_history
 from harness.perf_cli import COMMANDS as PERF_COMMANDS
 from harness.plan import Plan, make_plan
@@ -30,25 +26,8 @@ from harness.report.verdict import judge_run
 from harness.runner import RunResult, new_run_folder, run
 from harness.scenario import list_scenarios, load_scenario
 
-F = TypeVar("F", bound=Callable[..., Any])
 EXIT = {True: 0, False: 1, None: 2}
 DEFAULT_OUT = Path("reports/runs")
-err = Console(stderr=True, highlight=False, width=160, soft_wrap=True)
-out = Console(highlight=False, width=160)
-
-
-def one_line_errors(command: F) -> F:
-    """A HarnessError ends the command with one line on stderr and exit 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except HarnessError as exc:
-            click.echo(f"harness: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group()
@@ -71,11 +50,6 @@ def main() -> None:
         command = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "harness"
         click.echo(f"harness: {exc.format_message()} (see `{command} --help`)", err=True)
         sys.exit(2)
-
-
-def _status(prefix: str) -> Callable[[str], None]:
-    start = time.monotonic()
-    return lambda line: err.print(f"[{time.monotonic() - start:6.1f}s] {prefix} {line}", markup=False)
 
 
 def print_verdict(result: RunResult) -> None:
@@ -104,7 +78,7 @@ def execute(plan: Plan, out_dir: Path, journaling: bool = True) -> None:
     check_provider(plan.redis)
     folder = new_run_folder(out_dir, plan)
     err.print(f"run folder: {folder}", markup=False)
-    result = run(plan, folder, status=_status(plan.scenario.name), journaling=journaling)
+    result = run(plan, folder, status=status_line(plan.scenario.name), journaling=journaling)
     print_verdict(result)
     sys.exit(EXIT[result.valid])
 
@@ -172,7 +146,7 @@ def search_command(queue: str, examples: int, seed: int, out_dir: Path) -> None:
 
     adapter_factory(queue)
     check_provider("local")
-    outcome = search(queue, max_examples=examples, out=out_dir, seed=seed, status=_status("search"))
+    outcome = search(queue, max_examples=examples, out=out_dir, seed=seed, status=status_line("search"))
     out.print(outcome.summary())
     sys.exit(1 if outcome.plan is not None else 0)
 

@@ -6,57 +6,23 @@ harness.gate); harness.cli adds them to the `harness` group.
 
 from __future__ import annotations
 
-import functools
 import shlex
-import signal
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from harness.adapters import adapter_factory
 from harness.bench.floor import ping_floor
 from harness.bench.scenarios import Bench, bench_scaling, bench_sweep, bench_throughput
-from harness.errors import HarnessError
+from harness.console import F, one_line_errors, out, status_line
 from harness.fleet import REPO_ROOT
 from harness.providers import check_provider
 from harness.scenario import load_scenario
 
-F = TypeVar("F", bound=Callable[..., Any])
-err = Console(stderr=True, highlight=False, width=160, soft_wrap=True)
-out = Console(highlight=False, width=160)
 QUEUES_HELP = "Comma-separated queues, the baseline last (taskq,raw: taskq as a ratio of the raw ceiling)."
-
-
-def _errors_are_one_line(command: F) -> F:
-    """A HarnessError is one line and exit 2; SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so
-    the run in progress stops its agents and its redis-server instead of leaving them behind."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            return command(*args, **kwargs)
-        except HarnessError as exc:
-            click.echo(f"harness: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _status() -> Callable[[str], None]:
-    start = time.monotonic()
-    return lambda line: err.print(f"[{time.monotonic() - start:6.1f}s] {line}", markup=False)
 
 
 def _queues(spec: str) -> list[str]:
@@ -123,7 +89,7 @@ def _bench_options(command: F) -> F:
 @click.option("--producers", type=click.IntRange(min=1))
 @click.option("--consumers", type=click.IntRange(min=1))
 @_bench_options
-@_errors_are_one_line
+@one_line_errors
 def throughput_command(
     scenario: str, repeat: int, tasks: int | None, producers: int | None, consumers: int | None, queues: str,
     seed: int, duration: float | None, out_dir: Path,
@@ -133,7 +99,7 @@ def throughput_command(
     chosen = load_scenario(scenario).with_run(
         tasks=tasks, producers=producers, consumers=consumers, duration_s=duration
     )
-    _print_bench(bench_throughput(chosen, _queues(queues), repeat=repeat, seed=seed, out=out_dir, status=_status()))
+    _print_bench(bench_throughput(chosen, _queues(queues), repeat=repeat, seed=seed, out=out_dir, status=status_line()))
 
 
 @bench_group.command("sweep")
@@ -141,12 +107,12 @@ def throughput_command(
 @click.option("--rates", default="500,1000,2000,4000,8000,16000,32000", show_default=True,
               help="Offered tasks/s, in steps; the sweep stops once every queue is past its knee.")  # fmt: skip
 @_bench_options
-@_errors_are_one_line
+@one_line_errors
 def sweep_command(scenario: str, rates: str, queues: str, seed: int, duration: float | None, out_dir: Path) -> None:
     """Open-loop rate sweep: the throughput-latency curve of each queue and its knee."""
     check_provider("local")
     chosen = load_scenario(scenario).with_run(duration_s=duration)
-    steps, status = _numbers(rates, "--rates"), _status()
+    steps, status = _numbers(rates, "--rates"), status_line()
     status("measuring this machine's loopback floor: paced redis-py PINGs for 3 s")
     floor = ping_floor()
     bench = bench_sweep(chosen, _queues(queues), rates=steps, seed=seed, out=out_dir, status=status)
@@ -159,7 +125,7 @@ def sweep_command(scenario: str, rates: str, queues: str, seed: int, duration: f
 @click.option("--consumers", default="1,2,4,8", show_default=True, help="Consumer processes, in steps.")
 @click.option("--tasks", type=click.IntRange(min=1), help="Tasks per run.")
 @_bench_options
-@_errors_are_one_line
+@one_line_errors
 def scaling_command(
     scenario: str, consumers: str, tasks: int | None, queues: str, seed: int, duration: float | None, out_dir: Path
 ) -> None:
@@ -167,13 +133,13 @@ def scaling_command(
     check_provider("local")
     chosen = load_scenario(scenario).with_run(tasks=tasks, duration_s=duration)
     counts = [int(c) for c in _numbers(consumers, "--consumers")]
-    _print_bench(bench_scaling(chosen, _queues(queues), consumers=counts, seed=seed, out=out_dir, status=_status()))
+    _print_bench(bench_scaling(chosen, _queues(queues), consumers=counts, seed=seed, out=out_dir, status=status_line()))
 
 
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Default: reports/compare/<time>.")
-@_errors_are_one_line
+@one_line_errors
 def compare_command(runs: tuple[Path, ...], out_dir: Path | None) -> None:
     """Several run folders side by side: one table (ratios to the first run) and overlaid plots."""
     from harness.report.compare import compare_runs  # noqa: PLC0415 - matplotlib loads only here
@@ -206,7 +172,7 @@ def compare_command(runs: tuple[Path, ...], out_dir: Path | None) -> None:
 @click.option("--summary", type=click.Path(dir_okay=False, path_type=Path),
               help="Also append the markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports/gate"), show_default=True)
-@_errors_are_one_line
+@one_line_errors
 def gate_command(
     suite: str, queue: str, baseline: Path | None, update_baseline: bool, repeat: int | None, junit: Path | None,
     summary: Path | None, out_dir: Path,
@@ -219,7 +185,7 @@ def gate_command(
     adapter_factory(queue)
     check_provider("local")
     chosen = load_suite(suite, REPO_ROOT)
-    result = run_gate(chosen, queue=queue, out=out_dir, status=_status(), update_baseline=update_baseline,
+    result = run_gate(chosen, queue=queue, out=out_dir, status=status_line(), update_baseline=update_baseline,
                       baseline=baseline, repeat=repeat)  # fmt: skip
     write_outputs(result, junit=junit, summary=summary)
     out.print(summary_markdown(result), markup=False)

@@ -16,25 +16,14 @@ import pytest
 
 from harness.providers.local import LocalRedis, RedisConfig
 from harness.proxy import FaultProxy, ProxyFaults
-from taskq import RedisUnavailable, Task, TaskQueue, Worker, WorkerSettings
+from taskq import Task, TaskQueue, Worker, WorkerSettings
 from taskq.settings import QueueSettings
 from tests.conftest import start_redis
-from tests.integration.workers import eventually
+from tests.integration.workers import add_retrying, eventually
 
 
 def settings(name: str) -> QueueSettings:
     return QueueSettings(name=name, pending_timeout_s=1.0, socket_timeout_s=0.5, block_ms=100, retry_base_delay_s=0)
-
-
-async def add_retrying(queue: TaskQueue, tasks: list[Task]) -> None:
-    """As an application would after a restart: its pooled connection may be the dead one."""
-    for _ in range(50):
-        try:
-            await queue.add_tasks(tasks)
-            return
-        except RedisUnavailable:
-            await asyncio.sleep(0.1)
-    raise AssertionError("Redis did not come back")
 
 
 @pytest.fixture

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from harness.providers.local import LocalRedis
-from taskq import RedisUnavailable, Task, TaskQueue, Worker, WorkerSettings
-from tests.integration.workers import RunningWorker, eventually
+from taskq import Task, TaskQueue, Worker, WorkerSettings
+from tests.integration.workers import RunningWorker, add_retrying, eventually
 
 
 @pytest.fixture
@@ -18,17 +17,6 @@ async def own_queue(own_redis: LocalRedis, queue_name: str) -> AsyncIterator[Tas
     await queue.connect()
     yield queue
     await queue.disconnect()
-
-
-async def add_retrying(queue: TaskQueue, tasks: list[Task]) -> None:
-    """What an application does after a connection error: try again (the server was fresh)."""
-    for _ in range(50):
-        try:
-            await queue.add_tasks(tasks)
-            return
-        except RedisUnavailable:
-            await asyncio.sleep(0.1)
-    raise AssertionError("Redis did not come back")
 
 
 def recording_worker(queue: TaskQueue, seen: list[str]) -> Worker:

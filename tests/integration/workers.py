@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from taskq import Worker
+from taskq import RedisUnavailable, Task, TaskQueue, Worker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,3 +72,14 @@ async def eventually(predicate: Callable[[], Awaitable[bool]], timeout_s: float 
         if time.monotonic() > deadline:
             raise TimeoutError(f"not true within {timeout_s}s: {what or predicate}")
         await asyncio.sleep(0.02)
+
+
+async def add_retrying(queue: TaskQueue, tasks: list[Task]) -> None:
+    """What an application does after a connection error: try again until the server is back."""
+    for _ in range(50):
+        try:
+            await queue.add_tasks(tasks)
+            return
+        except RedisUnavailable:
+            await asyncio.sleep(0.1)
+    raise AssertionError("Redis did not come back")
