@@ -83,6 +83,65 @@ local function lease_status(stream, group, id, deliveries, consumer)
   return OWNED
 end
 
+-- An entry id's two numbers (milliseconds, sequence), or nil when it is not an id.
+local function id_parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  if ms == nil then return nil end
+  return tonumber(ms), tonumber(seq)
+end
+
+local function id_before(a_ms, a_seq, b_ms, b_seq)
+  return a_ms < b_ms or (a_ms == b_ms and a_seq < b_seq)
+end
+
+-- lease_status of many receipts ({priority, id, deliveries, consumer, ...}) at once: one
+-- XPENDING range per stream and consumer instead of one XPENDING per receipt (a batch was
+-- read together, so its ids sit side by side). A receipt the range did not show (another
+-- owner, not pending, a reply cut short) gets the exact check of its own.
+local function lease_statuses(keys, group, receipts)
+  local spans = {}
+  for _, receipt in ipairs(receipts) do
+    local ms, seq = id_parts(receipt[2])
+    if ms ~= nil then
+      local by_consumer = spans[receipt[1]] or {}
+      spans[receipt[1]] = by_consumer
+      local span = by_consumer[receipt[4]]
+      if span == nil then
+        by_consumer[receipt[4]] = { lo_ms = ms, lo_seq = seq, lo = receipt[2], hi_ms = ms, hi_seq = seq,
+                                    hi = receipt[2], n = 1 }
+      else
+        span.n = span.n + 1
+        if id_before(ms, seq, span.lo_ms, span.lo_seq) then span.lo_ms, span.lo_seq, span.lo = ms, seq, receipt[2] end
+        if id_before(span.hi_ms, span.hi_seq, ms, seq) then span.hi_ms, span.hi_seq, span.hi = ms, seq, receipt[2] end
+      end
+    end
+  end
+  local held = {}  -- priority -> consumer -> id -> delivery count
+  for prio, by_consumer in pairs(spans) do
+    held[prio] = {}
+    for consumer, span in pairs(by_consumer) do
+      local found = {}
+      for _, entry in ipairs(xpending(keys[prio + 1], group, span.lo, span.hi, span.n + 16, consumer) or {}) do
+        found[entry[1]] = entry[4]
+      end
+      held[prio][consumer] = found
+    end
+  end
+  local statuses = {}
+  for i, receipt in ipairs(receipts) do
+    local prio, id, deliveries, consumer = receipt[1], receipt[2], receipt[3], receipt[4]
+    local count = held[prio] and held[prio][consumer] and held[prio][consumer][id]
+    if count == nil then
+      statuses[i] = lease_status(keys[prio + 1], group, id, deliveries, consumer)
+    elseif count == tonumber(deliveries) then
+      statuses[i] = OWNED
+    else
+      statuses[i] = LEASE_LOST
+    end
+  end
+  return statuses
+end
+
 local function entry_fields(stream, id)
   local found = redis.call('XRANGE', stream, id, id)
   if #found == 0 then return nil end
@@ -227,10 +286,12 @@ end
 -- Owned entries are acked and deleted with one XACK and one XDEL per stream.
 local function ack(keys, args)
   local group = args[1]
-  local statuses, owned, seen, acked = {}, { {}, {}, {}, {} }, {}, 0
-  for i, receipt in ipairs(cmsgpack.unpack(args[2])) do
+  local receipts = cmsgpack.unpack(args[2])
+  local statuses = lease_statuses(keys, group, receipts)
+  local owned, seen, acked = { {}, {}, {}, {} }, {}, 0
+  for i, receipt in ipairs(receipts) do
     local prio, id = receipt[1], receipt[2]
-    local status = lease_status(keys[prio + 1], group, id, receipt[3], receipt[4])
+    local status = statuses[i]
     if status == OWNED and seen[prio .. id] then status = NOT_PENDING end  -- the same receipt twice
     if status == OWNED then
       seen[prio .. id] = true

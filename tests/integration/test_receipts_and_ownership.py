@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from taskq import Delivery, LeaseLost, Outcome, TaskQueue
+from taskq import Delivery, LeaseLost, Outcome, TaskPriority, TaskQueue
 from tests.conftest import QueueFactory
 from tests.integration.workers import eventually
 
@@ -80,6 +80,46 @@ async def test_ack_batch_reports_each_receipt(queue: TaskQueue) -> None:
     outcomes = await queue.ack([d.receipt for d in deliveries])
     assert outcomes == [Outcome.NOT_PENDING, Outcome.DONE, Outcome.DONE]
     assert await queue.ack([]) == []
+
+
+async def test_one_ack_call_judges_every_receipt_of_a_mixed_batch(make_queue: QueueFactory) -> None:
+    # The ack function checks a batch's leases with one XPENDING range per stream and consumer,
+    # and each receipt that range does not show on its own: the outcomes must be the same.
+    queue = make_queue(pending_timeout=0.2)
+    await queue.connect()
+    for i in range(4):
+        await queue.add_task("job", {"i": i})
+    await queue.add_task("job", {"i": "high"}, priority=TaskPriority.HIGH)
+    [high, *normal] = await queue.read("a", 3, block_ms=0)
+    taken: list[Delivery] = []
+
+    async def b_reclaims_one() -> bool:
+        taken.extend(await queue.reclaim("b", 1))  # the oldest of a's: now b's, delivered twice
+        return bool(taken)
+
+    await eventually(b_reclaims_one, timeout_s=5, what="b reclaimed a delivery")
+    [lost] = taken
+    others = await queue.read("c", 2, block_ms=0)
+
+    # Entry ids repeat across the priorities' streams: an entry is its priority and its id.
+    def same_entry(d: Delivery) -> bool:
+        return d.receipt[:2] == lost.receipt[:2]
+
+    mine = [d for d in (high, *normal) if not same_entry(d)]
+    receipts = [
+        *[d.receipt for d in mine],  # a's own, HIGH and NORMAL: done
+        next(d.receipt for d in (high, *normal) if same_entry(d)),  # lost to b
+        others[0].receipt,
+        others[0].receipt,  # c's, twice in one call: done, then not pending
+        others[1].receipt._replace(deliveries=2),  # c's entry, with a delivery count that never was
+        others[1].receipt._replace(consumer="a"),  # c's entry, claimed by a
+    ]
+    assert await queue.ack(receipts) == [
+        *[Outcome.DONE] * len(mine), Outcome.LEASE_LOST, Outcome.DONE, Outcome.NOT_PENDING,
+        Outcome.LEASE_LOST, Outcome.LEASE_LOST,
+    ]  # fmt: skip
+    assert await queue.ack([lost.receipt, others[1].receipt]) == [Outcome.DONE, Outcome.DONE]
+    assert (await queue.stats()).total_pending == 0
 
 
 async def test_reclaimed_delivery_belongs_to_the_reclaimer(make_queue: QueueFactory) -> None:
