@@ -16,6 +16,7 @@ from harness.adapters import MUTANTS, adapter_factory
 from harness.adapters.mutants import MUTANT_DOCS
 from harness.checkers.base import validity_label
 from harness.console import err, one_line_errors, out, status_line
+from harness.errors import HarnessError
 from harness.history import read_history
 from harness.perf_cli import COMMANDS as PERF_COMMANDS
 from harness.plan import Plan, make_plan
@@ -25,6 +26,7 @@ from harness.report.markdown import figure_summary
 from harness.report.verdict import judge_run
 from harness.runner import RunResult, new_run_folder, run
 from harness.scenario import list_scenarios, load_scenario
+from taskq.connection import REDACTED, redacted
 
 EXIT = {True: 0, False: 1, None: 2}
 DEFAULT_OUT = Path("reports/runs")
@@ -116,20 +118,26 @@ def run_command(
     seed = seed if seed is not None else random.randrange(1 << 31)
     queue_name = f"{chosen.name}-{seed}-{int(time.time() * 1000) % 10**9}"
     plan = make_plan(chosen, seed=seed, queue=queue, redis=redis, queue_name=queue_name)
-    err.print(f"scenario {chosen.name}, seed {seed}, queue {queue}, redis {redis}", markup=False)
+    err.print(f"scenario {chosen.name}, seed {seed}, queue {queue}, redis {redacted(redis)}", markup=False)
     execute(plan, out_dir, journaling=not no_journal)
 
 
 @cli.command("replay")
 @click.argument("run", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
+@click.option("--redis", default=None, help="Another Redis than the plan's (the URL again, when it had a password).")
 @one_line_errors
-def replay_command(run: Path, out_dir: Path) -> None:
+def replay_command(run: Path, out_dir: Path, redis: str | None) -> None:
     """Run a plan again (a run folder, or a plan file from `harness search`): same scenario,
     seed, faults and queue, on a new queue name."""
     plan = Plan.load(run / "plan.json" if run.is_dir() else run)
+    if redis is None and REDACTED in plan.redis:
+        raise HarnessError(
+            f"the plan's Redis URL {plan.redis} had its password removed when it was saved: "
+            "give the URL again with --redis URL"
+        )
     fresh = f"{plan.queue_name.rsplit('-', 1)[0]}-{int(time.time() * 1000) % 10**9}"
-    execute(dataclasses.replace(plan, queue_name=fresh), out_dir)
+    execute(dataclasses.replace(plan, queue_name=fresh, redis=redis or plan.redis), out_dir)
 
 
 @cli.command("search")

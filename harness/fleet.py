@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from harness.agents.common import URL_ENV
 from harness.proxy import FaultProxy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -67,11 +68,15 @@ class Fleet:
         journal = self.journal_dir / f"{name}.jsonl"
         command = [
             sys.executable, "-m", "harness.agents", role, "--plan", str(self.plan_path), "--index", str(index),
-            "--incarnation", str(incarnation), "--journal", str(journal), "--url", self.urls.get(role, self.url),
+            "--incarnation", str(incarnation), "--journal", str(journal),
         ]  # fmt: skip
         if not self.journaling:
             command.append("--no-journal")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+            URL_ENV: self.urls.get(role, self.url),
+        }
         with (self.folder / "agents.log").open("ab") as log:
             process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
         return Agent(role, index, incarnation, process, journal)

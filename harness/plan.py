@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.errors import HistoryError, ScenarioError
 from harness.scenario import FaultSpec, Scenario, scenario_from_dict
+from taskq.connection import redacted
 
 PLAN_FORMAT = 1
 
@@ -38,7 +39,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": PLAN_FORMAT, "seed": self.seed, "queue": self.queue, "redis": self.redis,
+            "format": PLAN_FORMAT, "seed": self.seed, "queue": self.queue, "redis": redacted(self.redis),
             "queue_name": self.queue_name, "scenario": self.scenario.as_dict(),
             "faults": [_fields(f) for f in self.faults],
         }  # fmt: skip

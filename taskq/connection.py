@@ -10,11 +10,13 @@ from redis.backoff import NoBackoff
 
 from taskq.errors import ConfigError
 
+REDACTED = "***"
+
 
 def redacted(url: str) -> str:
-    """`url` with its password replaced by ***, for error messages and logs."""
-    url = re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+    """`url` with its password replaced by ***, for error messages, logs and saved plans."""
+    url = re.sub(r"(//[^/@:]*:)[^/?#]*@", rf"\1{REDACTED}@", url)  # up to the last @ of the host part
+    return re.sub(r"([?&]password=)[^&]*", rf"\1{REDACTED}", url)
 
 
 def open_redis(url: str, *, socket_timeout_s: float) -> aioredis.Redis:

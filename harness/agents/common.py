@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import signal
 import time
@@ -13,6 +14,10 @@ from pathlib import Path
 from harness.adapters import QueueAdapter, adapter_factory
 from harness.adapters.base import AdapterUnavailable
 from harness.plan import Plan
+
+# The agents' Redis URL travels in the environment: a command line (and its password) is
+# readable by every user of the machine through ps.
+URL_ENV = "HARNESS_REDIS_URL"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -37,9 +42,11 @@ def parse_args(argv: list[str] | None = None) -> AgentArgs:
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--incarnation", type=int, default=1)
     parser.add_argument("--journal", type=Path, required=True)
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", default=os.environ.get(URL_ENV), help=f"Redis URL (default: ${URL_ENV})")
     parser.add_argument("--no-journal", action="store_true", help="Measure without recording (benchmarks).")
     ns = parser.parse_args(argv)
+    if not ns.url:
+        parser.error(f"no Redis URL: pass --url or set {URL_ENV}")
     return AgentArgs(
         role=ns.role, plan=Plan.load(ns.plan), index=ns.index, incarnation=ns.incarnation,
         journal=ns.journal, url=ns.url, journaling=not ns.no_journal,

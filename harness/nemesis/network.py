@@ -22,6 +22,7 @@ from harness.nemesis.base import FaultContext, fault
 from harness.plan import FaultEvent, Plan
 from harness.providers.base import Provider
 from harness.proxy import HEALTHY, FaultProxy, ProxyFaults
+from taskq.connection import redacted
 
 ROLES = ("producer", "consumer")
 ROLES_OF_TARGET = {"all": ("producer", "consumer"), "consumers": ("consumer",), "producers": ("producer",)}
@@ -72,14 +73,14 @@ def open_routes(plan: Plan, provider: Provider) -> AgentRoutes:
     partitionable = isinstance(provider, Partitionable)
     if "partition" in kinds and not partitionable:
         raise SetupError(
-            f"scenario {plan.scenario.name} has partition faults, which --redis {plan.redis} cannot make: "
+            f"scenario {plan.scenario.name} has partition faults, which --redis {redacted(plan.redis)} cannot make: "
             "use --redis local (as root: a network namespace) or --redis container (docker network disconnect)"
         )
     partial = sorted({e.target for e in plan.faults if e.kind == "partition" and e.target != "all"})
     if partial and isinstance(provider, Partitionable) and not provider.partial_cuts:
         raise SetupError(
-            f"scenario {plan.scenario.name} cuts {', '.join(partial)} alone, but --redis {plan.redis} can only be "
-            "cut off from all clients at once: use target = 'all', or --redis local as root"
+            f"scenario {plan.scenario.name} cuts {', '.join(partial)} alone, but --redis {redacted(plan.redis)} "
+            "can only be cut off from all clients at once: use target = 'all', or --redis local as root"
         )
     urls = {role: provider.url_for(role) if isinstance(provider, Partitionable) else provider.url for role in ROLES}
     if not kinds & PROXY_FAULTS.keys():

@@ -30,6 +30,7 @@ from harness.history import INFO, INVOKE, OK
 from harness.nemesis.base import FaultContext, fault
 from harness.plan import FaultEvent, Plan
 from harness.providers.base import Provider, RedisFaults
+from taskq.connection import redacted
 
 REDIS_KINDS = frozenset(name for name, kind in FAULT_KINDS.items() if kind.role == "redis")
 CLIENT_KILL_EVERY_S = 0.1
@@ -44,8 +45,8 @@ def require_redis_faults(plan: Plan, provider: Provider) -> None:
     kinds = sorted({event.kind for event in plan.faults} & REDIS_KINDS)
     if kinds and not isinstance(provider, RedisFaults):
         raise SetupError(
-            f"scenario {plan.scenario.name} has Redis faults ({', '.join(kinds)}), but --redis {plan.redis} is "
-            "a server the harness must not hurt: use --redis local or --redis container"
+            f"scenario {plan.scenario.name} has Redis faults ({', '.join(kinds)}), but --redis {redacted(plan.redis)} "
+            "is a server the harness must not hurt: use --redis local or --redis container"
         )
 
 

@@ -17,6 +17,7 @@ from harness.providers.container import ContainerRedis
 from harness.providers.external import ExternalRedis
 from harness.providers.image import docker_client
 from harness.providers.local import LocalRedis, RedisConfig, find_redis_server
+from taskq.connection import redacted
 
 __all__ = [
     "ContainerRedis",
@@ -50,7 +51,7 @@ def make_provider(spec: str, workdir: Path, persistence: str = "none", *, isolat
     if spec.startswith(URL_SCHEMES):
         return ExternalRedis(spec)
     raise SetupError(
-        f"--redis {spec!r} is not understood: use local, container[:IMAGE], or a redis:// or rediss:// URL"
+        f"--redis {redacted(spec)!r} is not understood: use local, container[:IMAGE], or a redis:// or rediss:// URL"
     )
 
 

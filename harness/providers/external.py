@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis
 
 from harness.errors import SetupError
+from taskq.connection import redacted
 
 
 class ExternalRedis:
@@ -22,7 +23,7 @@ class ExternalRedis:
                 client.ping()
         except (redis.exceptions.RedisError, OSError, ValueError) as exc:
             raise SetupError(
-                f"cannot reach Redis at {self._url} ({exc}); start it, fix the URL, or use --redis local"
+                f"cannot reach Redis at {redacted(self._url)} ({exc}); start it, fix the URL, or use --redis local"
             ) from exc
 
     def stop(self) -> None:
@@ -31,8 +32,4 @@ class ExternalRedis:
     def describe(self) -> dict[str, str]:
         with redis.Redis.from_url(self._url, socket_timeout=3) as client:
             info = client.info("server")
-        return {"provider": "external", "redis_version": str(info.get("redis_version")), "url": self._redacted()}
-
-    def _redacted(self) -> str:
-        head, sep, tail = self._url.rpartition("@")
-        return f"{head.split('://')[0]}://***@{tail}" if sep else self._url
+        return {"provider": "external", "redis_version": str(info.get("redis_version")), "url": redacted(self._url)}

@@ -22,6 +22,7 @@ it missing or different. `~taskq:*` can narrow to one queue: `~taskq:{orders}:*`
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from harness.errors import SetupError
 from harness.providers.local import LocalRedis, RedisConfig, TlsFiles
 from taskq import ConfigError, Delivery, Outcome, RedisUnavailable, TaskqError, TaskQueue
 from tests.conftest import start_redis
-from tests.integration.workers import eventually
+from tests.integration.workers import REPO, eventually
 
 IN_FUNCTIONS = (
     "+time +type +exists +del +xadd +xreadgroup +xrange +xlen +xpending +xack +xdel +xclaim "
@@ -257,3 +258,34 @@ async def test_plain_connection_to_a_tls_port_fails_fast(tls_redis: LocalRedis) 
     queue = TaskQueue(f"redis://:{PASSWORD}@127.0.0.1:{tls_redis.port}/0", socket_timeout_s=2, block_ms=100)
     with pytest.raises(RedisUnavailable, match="rediss:// for TLS"):
         await queue.connect()
+
+
+# -- the harness against a secured Redis -------------------------------------------------------
+
+
+def run_harness_against(url: str, password: str, out: Path) -> None:
+    """A short harness run over `url`: valid, and the password is nowhere in its output or folder."""
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "steady", "--duration", "1.5", "--seed", "3", "--redis", url,
+         "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "verdict: valid" in done.stdout
+    assert password not in done.stdout + done.stderr, "a password must never reach logs"
+    [folder] = out.iterdir()
+    holding = [p for p in folder.rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
+    assert holding == [], "a password must never be saved in a run folder"
+    replay = subprocess.run(
+        [sys.executable, "-m", "harness", "replay", str(folder), "--out", str(out / "replays")],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert replay.returncode == 2 and "give the URL again with --redis URL" in replay.stderr
+
+
+def test_harness_over_tls_with_a_password(tls_redis: LocalRedis, tmp_path: Path) -> None:
+    run_harness_against(url_for(tls_redis, "default", PASSWORD), PASSWORD, tmp_path)
+
+
+def test_harness_as_an_acl_user(acl_redis: LocalRedis, tmp_path: Path) -> None:
+    run_harness_against(url_for(acl_redis, "broad", "broad-pw"), "broad-pw", tmp_path)
