@@ -15,7 +15,7 @@ import click
 from rich.table import Table
 
 from harness.adapters import adapter_factory
-from harness.bench.floor import ping_floor
+from harness.bench.floor import hop_floor, ping_floor
 from harness.bench.scenarios import Bench, bench_scaling, bench_sweep, bench_throughput
 from harness.console import F, one_line_errors, out, status_line
 from harness.fleet import REPO_ROOT
@@ -113,10 +113,10 @@ def sweep_command(scenario: str, rates: str, queues: str, seed: int, duration: f
     check_provider("local")
     chosen = load_scenario(scenario).with_run(duration_s=duration)
     steps, status = _numbers(rates, "--rates"), status_line()
-    status("measuring this machine's loopback floor: paced redis-py PINGs for 3 s")
-    floor = ping_floor()
+    status("measuring this machine's loopback floor: paced PINGs, then XADD-to-XREADGROUP hops, 3 s each")
+    floors = {"loopback_ping_ms": ping_floor(), "loopback_hop_ms": hop_floor(seconds=3.0)}
     bench = bench_sweep(chosen, _queues(queues), rates=steps, seed=seed, out=out_dir, status=status)
-    bench.summary["loopback_ping_ms"] = floor
+    bench.summary.update(floors)
     _print_bench(bench)
 
 
