@@ -4,7 +4,9 @@ One producer process enqueues N tasks in batches while one consumer process read
 and acks them in batches, both asyncio, both started at the same instant. The raw
 loop does the same commands taskq's functions do at their core (pipelined XADD,
 XREADGROUP, XACK + XDEL) with no framework: it is the ceiling taskq is held to.
-Implementations alternate round by round, so machine noise hits both alike.
+Implementations alternate round by round, so machine noise hits both alike. Then each side
+alone (the producer with no consumer, the consumer on the whole backlog) says which one
+bounds the cycle.
 
     python -m harness.bench.cycle [--tasks N] [--batch B] [--rounds R] [--redis URL]
 """
@@ -141,6 +143,30 @@ def compare(url: str, tasks: int, batch: int, rounds: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+async def _alone(url: str, impl: str, tasks: int, batch: int) -> tuple[float, float]:
+    """Tasks per second of the producer with no consumer running, then of the consumer on the
+    full backlog: which side of the cycle bounds it."""
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    await prepare(url, impl, queue)
+    start = time.perf_counter()
+    await ROLES[(impl, "producer")](url, queue, tasks, batch)
+    produced = time.perf_counter()
+    await ROLES[(impl, "consumer")](url, queue, tasks, batch)
+    return tasks / (produced - start), tasks / (time.perf_counter() - produced)
+
+
+def alone(url: str, tasks: int, batch: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Median producer-alone and consumer-alone rates per implementation."""
+    rates: dict[str, list[tuple[float, float]]] = {impl: [] for impl in IMPLEMENTATIONS}
+    for _ in range(rounds):
+        for impl in IMPLEMENTATIONS:
+            rates[impl].append(asyncio.run(_alone(url, impl, tasks, batch)))
+    return {
+        impl: {"produce": statistics.median(r[0] for r in runs), "consume": statistics.median(r[1] for r in runs)}
+        for impl, runs in rates.items()
+    }
+
+
 def seed_tests_seconds() -> float | None:
     """Wall time pytest reports for the seed's eleven behaviours (the seed took 3.10 s)."""
     tests = Path(__file__).resolve().parents[2] / "tests" / "integration" / "test_seed_behaviours.py"
@@ -173,7 +199,9 @@ def main() -> None:
         if server:
             server.start()
         try:
-            figures = compare(server.url if server else args.redis, args.tasks, args.batch, args.rounds)
+            url = server.url if server else args.redis
+            figures = compare(url, args.tasks, args.batch, args.rounds)
+            figures["alone"] = alone(url, args.tasks, args.batch, args.rounds)
         finally:
             if server:
                 server.stop()
@@ -182,6 +210,8 @@ def main() -> None:
     print(f"taskq cycle:        {figures['taskq_tasks_per_s']:10,.0f} tasks/s (median of {args.rounds})")
     target = "OK" if figures["ratio"] >= 0.8 else "below target"
     print(f"taskq / raw:        {figures['ratio']:10.2f}   (target >= 0.80: {target})")
+    for impl, rates in figures["alone"].items():
+        print(f"{impl:>5} alone: producer {rates['produce']:9,.0f} tasks/s, consumer {rates['consume']:9,.0f} tasks/s")
     seed = figures["seed_tests_s"]
     print(f"seed's eleven behaviours: {seed if seed is not None else 'n/a'} s (the seed took 3.10 s; aim < 1.5 s)")
     if args.json:
