@@ -19,6 +19,7 @@ from harness.adapters import AdapterUnavailable, QueueAdapter, adapter_factory
 from harness.bench.cost import redis_cpu_s, spent
 from harness.errors import HarnessError, SetupError
 from harness.fleet import Fleet
+from harness.folders import stamped_folder
 from harness.history import INFO, OK, Journal, merge, read_journal, write_history
 from harness.nemesis import FaultContext, heal, run_schedule
 from harness.nemesis.network import needs_namespace, open_routes
@@ -49,15 +50,7 @@ class RunResult:
 
 
 def new_run_folder(out: Path, plan: Plan) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    tag = plan.queue.replace(":", "-").replace("/", "-")
-    folder = out / f"{stamp}-{plan.scenario.name}-{plan.seed}-{tag}"
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = out / f"{stamp}-{plan.scenario.name}-{plan.seed}-{tag}-{suffix}"
-    folder.mkdir(parents=True)
-    return folder
+    return stamped_folder(out, plan.scenario.name, str(plan.seed), plan.queue)
 
 
 def run(plan: Plan, folder: Path, *, status: Status, journaling: bool = True) -> RunResult:

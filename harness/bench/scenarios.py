@@ -18,11 +18,11 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from harness.bench.runs import Measured, Status, quiet, run_scenario
+from harness.folders import stamped_folder
 from harness.scenario import Scenario
 
 # A sweep step keeps up when it completes this share of what was offered ...
@@ -86,13 +86,8 @@ class Bench:
 
 
 def bench_folder(out: Path, kind: str, scenario: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    folder = out / f"{stamp}-{kind}-{scenario}"
-    n = 1
-    while folder.exists():
-        n += 1
-        folder = out / f"{stamp}-{kind}-{scenario}-{n}"
-    (folder / "runs").mkdir(parents=True)
+    folder = stamped_folder(out, kind, scenario)
+    (folder / "runs").mkdir()
     return folder
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from harness.bench.runs import Measured, quiet, run_scenario
 from harness.bench.scenarios import interleaved
 from harness.checkers.base import Validity, compose
+from harness.folders import stamped_folder
 from harness.gate.judge import (
     UNSURE,
     MetricVerdict,
@@ -81,14 +82,8 @@ class GateResult:
 
 
 def gate_folder(out: Path, suite: str, queue: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    tag = queue.replace(":", "-").replace("/", "-")
-    folder = out / f"{stamp}-{suite}-{tag}"
-    n = 1
-    while folder.exists():
-        n += 1
-        folder = out / f"{stamp}-{suite}-{tag}-{n}"
-    (folder / "runs").mkdir(parents=True)
+    folder = stamped_folder(out, suite, queue)
+    (folder / "runs").mkdir()
     return folder
 
 
