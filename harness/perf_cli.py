@@ -188,7 +188,7 @@ def gate_command(
     result = run_gate(chosen, queue=queue, out=out_dir, status=status_line(), update_baseline=update_baseline,
                       baseline=baseline, repeat=repeat)  # fmt: skip
     write_outputs(result, junit=junit, summary=summary)
-    out.print(summary_markdown(result), markup=False)
+    click.echo(summary_markdown(result))  # markdown, not wrapped to the terminal: it is copied whole
     out.print(f"gate folder: {result.folder} (verdict.json, junit.xml, summary.md, report.html)", markup=False)
     sys.exit(0 if result.passed or (update_baseline and all(c.validity for c in result.cases)) else 1)
 
