@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from harness.agents.common import URL_ENV
 from harness.providers import LocalRedis
 from taskq import QueueSettings, Task, TaskQueue
 
@@ -103,7 +105,8 @@ async def prepare(url: str, impl: str, queue: str) -> None:
 
 def role_main(argv: list[str]) -> None:
     """In a child process: connect, wait for the shared start instant, run, print the end time."""
-    impl, role, url, queue, tasks, batch, start_at = argv
+    impl, role, queue, tasks, batch, start_at = argv
+    url = os.environ[URL_ENV]
     work = ROLES[(impl, role)]
 
     async def timed() -> float:
@@ -121,8 +124,9 @@ def one_round(url: str, impl: str, tasks: int, batch: int) -> float:
     start_at = time.time() + 1.0  # both processes are up and connected by then
 
     def spawn(role: str) -> subprocess.Popen[str]:
-        args = ["--role", impl, role, url, queue, str(tasks), str(batch), str(start_at)]
-        return subprocess.Popen([sys.executable, "-m", "harness.bench.cycle", *args], stdout=subprocess.PIPE, text=True)
+        args = ["--role", impl, role, queue, str(tasks), str(batch), str(start_at)]
+        command = [sys.executable, "-m", "harness.bench.cycle", *args]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, URL_ENV: url})
 
     children = [spawn("consumer"), spawn("producer")]
     ends = [float(json.loads(child.communicate(timeout=300)[0])["end"]) for child in children]

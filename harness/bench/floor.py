@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from hdrh.histogram import HdrHistogram
 
+from harness.agents.common import URL_ENV
 from harness.agents.pacer import Pacer
 from harness.providers import LocalRedis
 
@@ -127,8 +129,8 @@ def hop_floor(url: str | None = None, *, seconds: float = 5.0, rate: float = 200
     stream = f"floor:{uuid.uuid4().hex[:8]}"
     with _redis_url(url) as target:
         receiver = subprocess.Popen(
-            [sys.executable, "-m", "harness.bench.floor", "--hop-receiver", target, stream, str(count)],
-            stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "harness.bench.floor", "--hop-receiver", stream, str(count)],
+            stdout=subprocess.PIPE, text=True, env={**os.environ, URL_ENV: target},
         )  # fmt: skip
         try:
             assert receiver.stdout is not None
@@ -144,8 +146,8 @@ def hop_floor(url: str | None = None, *, seconds: float = 5.0, rate: float = 200
 
 def main() -> None:
     if sys.argv[1:2] == ["--hop-receiver"]:
-        url, stream, count = sys.argv[2:5]
-        asyncio.run(_hop_consumer(url, stream, int(count)))
+        stream, count = sys.argv[2:4]
+        asyncio.run(_hop_consumer(os.environ[URL_ENV], stream, int(count)))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
