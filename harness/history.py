@@ -21,7 +21,9 @@ last invoke without completion: the checkers treat that as "info".
 f          invoke value                                  completion value
 ---------  --------------------------------------------  ---------------------------------------
 enqueue    {"tasks": [[tid, prio, max_retries], ...],    ok: {}; fail/info: {"error": str}
-            "due_ns": intended send time (open loop)}
+            "due_ns": intended send time (open loop),
+            "poison": [tid, ...] (only when some are: tasks
+            that crash the worker running them)}
 deliver    {}                                            ok: {"tasks": [[tid, prio, attempt, deliveries], ...]}
                                                          (attempt = retry count, 0 on the first try;
                                                          deliveries = times this entry was handed out)

@@ -84,7 +84,10 @@ async def send(
     tasks: list[TaskSpec],
     stats: AgentStats | None = None,
 ) -> None:
-    value = {"tasks": [[t.tid, t.priority, t.max_retries] for t in tasks], "due_ns": due}
+    value: dict[str, object] = {"tasks": [[t.tid, t.priority, t.max_retries] for t in tasks], "due_ns": due}
+    poison = [t.tid for t in tasks if t.payload.get("poison")]
+    if poison:
+        value["poison"] = poison
     sent_ns = journal.record(process, INVOKE, "enqueue", value)
     try:
         await adapter.enqueue(tasks)

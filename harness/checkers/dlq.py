@@ -1,5 +1,9 @@
 """The dead-letter checker: a task is dead-lettered iff its attempts (or its deliveries) ran out, it is
-never both dead and completed, and the errors stored with it match the attempts it made."""
+never both dead and completed, and the errors stored with it match the attempts it made.
+
+The delivery cap is for tasks that kill their workers. A task dead-lettered by it that was not
+poison, was never held by a worker a fault hit, and was handed out by no read whose answer was
+lost is an innocent: collateral of a batch-mate that crashed its workers (`innocent_dead`)."""
 
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:
         return CheckResult(name="dlq", valid=None, note="no final state in the history: the DLQ was never read")
     examples = Examples()
     figures = {"dead": len(final.dead), "dead_and_completed": 0, "missing_from_dlq": 0, "wrong_error_count": 0,
-               "cap_not_reached": 0}  # fmt: skip
+               "cap_not_reached": 0, "innocent_dead": 0}  # fmt: skip
+    faulted = {tid for fault in index.faults for tid in fault.held}
     for tid, entry in final.dead.items():
-        for kind in _judge_dead(index, context, tid, entry):
+        for kind in _judge_dead(index, context, tid, entry, faulted):
             figures[kind] += 1
             examples.add(kind, tid=tid, reason=entry.reason, stored_attempts=entry.attempts,
                          stored_errors=entry.errors, failed_attempts=_counted_failures(index, tid))  # fmt: skip
@@ -34,14 +39,17 @@ def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:
     return CheckResult(name="dlq", valid=valid, figures=figures, anomalies=examples.pick())
 
 
-def _judge_dead(index: HistoryIndex, context: CheckContext, tid: str, entry: DeadEntry) -> list[str]:
+def _judge_dead(index: HistoryIndex, context: CheckContext, tid: str, entry: DeadEntry, faulted: set[str]) -> list[str]:
     found = []
     if any(c.outcome == OK for c in index.completions.get(tid, ())):
         found.append("dead_and_completed")
     if entry.reason.startswith(RETRIES_EXHAUSTED) and not _errors_match(index, tid, entry):
         found.append("wrong_error_count")
-    if entry.reason.startswith(DELIVERY_CAP) and not _cap_reached(index, context, tid):
-        found.append("cap_not_reached")
+    if entry.reason.startswith(DELIVERY_CAP):
+        if not _cap_reached(index, context, tid):
+            found.append("cap_not_reached")
+        elif tid not in index.poison and tid not in faulted and not _unseen_reads(index, tid):
+            found.append("innocent_dead")
     return found
 
 
@@ -63,11 +71,15 @@ def _cap_reached(index: HistoryIndex, context: CheckContext, tid: str) -> bool:
     observed = max([len(deliveries), *(d.deliveries for d in deliveries)])
     if observed >= context.delivery_cap:
         return True
-    # Reads whose answer was lost (their process died) may have handed this task out unseen.
+    return observed + _unseen_reads(index, tid) >= context.delivery_cap
+
+
+def _unseen_reads(index: HistoryIndex, tid: str) -> int:
+    """Reads since the task's enqueue whose answer was lost (their process died): each may have
+    handed it out unseen."""
     enqueue = index.enqueues.get(tid)
     since_ns = enqueue.invoke_ns if enqueue is not None else 0
-    unseen = len(index.unknown_reads_ns) - bisect_left(index.unknown_reads_ns, since_ns)
-    return observed + unseen >= context.delivery_cap
+    return len(index.unknown_reads_ns) - bisect_left(index.unknown_reads_ns, since_ns)
 
 
 def _counted_failures(index: HistoryIndex, tid: str) -> int:

@@ -180,6 +180,7 @@ class HistoryIndex:
     phases: dict[str, int] = field(default_factory=dict)
     final: FinalState | None = None
     aliases: dict[str, str] = field(default_factory=dict)  # delivered id -> payload tid, where they differ
+    poison: set[str] = field(default_factory=set)  # tasks planted to crash the worker that runs them
     # Agent operations (not nemesis, not runner), in invoke order: for "was anything running then?".
     agent_invoke_ns: list[int] = field(default_factory=list)
     agent_done_ns: list[int] = field(default_factory=list)
@@ -308,6 +309,7 @@ class _Builder:
         ok_ns = completion["time_ns"] if completion is not None and outcome == OK else None
         invoke_ns, due_ns = invoke["time_ns"], value.get("due_ns")
         enqueues = self._index.enqueues
+        self._index.poison.update(value.get("poison") or ())
         for tid, prio, max_retries in value["tasks"]:
             record = _new(Enqueue, (invoke_ns, ok_ns, outcome, prio, max_retries, due_ns))
             enqueues[tid] = _merge_enqueues(enqueues[tid], record) if tid in enqueues else record

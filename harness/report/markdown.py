@@ -23,7 +23,7 @@ KEY_FIGURES = {
     ),
     "priority": ("reads_checked", "inversions", "worst_wait_ms"),
     "order": ("violations",),
-    "dlq": ("dead", "dead_and_completed", "missing_from_dlq", "wrong_error_count"),
+    "dlq": ("dead", "dead_and_completed", "missing_from_dlq", "wrong_error_count", "innocent_dead"),
     "retry": ("retries_observed", "resets", "id_changes", "attempts_without_failure"),
     "recovery": ("count", "p50_s", "p99_s", "max_s", "never_redelivered"),
     "leaks": ("ready", "pending", "delayed", "acked_not_deleted"),

@@ -60,10 +60,14 @@ class HistoryBuilder:
         max_retries: int = 3,
         outcome: str | None = "ok",
         due_ns: int | None = None,
+        poison: Iterable[str] = (),
     ) -> None:
         """outcome None: the producer died before the answer (no completion record)."""
         tasks = [[tid, prio, max_retries] for tid in tids]
-        self.invoke(process, "enqueue", {"tasks": tasks, "due_ns": self.now_ns if due_ns is None else due_ns})
+        value: dict[str, Any] = {"tasks": tasks, "due_ns": self.now_ns if due_ns is None else due_ns}
+        if poison:
+            value["poison"] = list(poison)
+        self.invoke(process, "enqueue", value)
         if outcome is not None:
             self.respond(process, "enqueue", outcome, {} if outcome == "ok" else {"error": "synthetic"})
 

@@ -120,6 +120,34 @@ def test_deliveries_to_processes_that_died_mid_read_may_count() -> None:
     assert judge(check_dlq, h, delivery_cap=5).valid is True
 
 
+def crash_with_a_batch(h: HistoryBuilder, batch: list[str], times: int) -> None:
+    """`times` consumers each read the batch and die on their own (a poison task crashes them)."""
+    for n in range(1, times + 1):
+        h.deliver(f"c{n}#0", [(tid, 2, 0, n) for tid in batch])
+        h.exit(f"c{n}#0", code=3)
+
+
+def test_an_innocent_batch_mate_capped_with_a_poison_task_is_caught() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["bad", "mate"], poison=["bad"])
+    crash_with_a_batch(h, ["bad", "mate"], times=3)
+    h.final(dead=[("bad", "delivery cap: 3", 0, 0), ("mate", "delivery cap: 3", 0, 0)])
+    result = judge(check_dlq, h, delivery_cap=3)
+    assert result.valid is False
+    assert result.figures["innocent_dead"] == 1
+    assert result.anomalies[0]["tid"] == "mate"
+
+
+def test_a_capped_task_whose_holders_a_fault_hit_is_not_innocent() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    for n in range(1, 4):
+        h.deliver(f"c{n}#0", [("t1", 2, 0, n)])
+        h.kill(f"c{n}", held=["t1"] if n == 2 else [])
+    h.final(dead=[("t1", "delivery cap: 3", 0, 0)])
+    assert judge(check_dlq, h, delivery_cap=3).valid is True
+
+
 def test_without_final_state_the_dlq_is_unknown() -> None:
     h = HistoryBuilder()
     fail_to_death(h, "t1")
