@@ -33,6 +33,7 @@ from harness.providers import LocalRedis
 from taskq import QueueSettings, Task, TaskQueue
 
 IMPLEMENTATIONS = ("raw", "taskq")
+ALONE_FIGURES = ("produce", "consume", "redis_cpu_us_per_consumed_task")
 GROUP = "bench"
 PAYLOAD = {"n": 1, "text": "x" * 64}
 
@@ -147,27 +148,35 @@ def compare(url: str, tasks: int, batch: int, rounds: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _alone(url: str, impl: str, tasks: int, batch: int) -> tuple[float, float]:
+async def _redis_cpu_s(url: str) -> float:
+    redis = aioredis.Redis.from_url(url)
+    cpu: Any = await redis.info("cpu")
+    await redis.aclose()
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+async def _alone(url: str, impl: str, tasks: int, batch: int) -> tuple[float, float, float]:
     """Tasks per second of the producer with no consumer running, then of the consumer on the
-    full backlog: which side of the cycle bounds it."""
+    full backlog (which side bounds the cycle), and redis-server's CPU µs per task consumed."""
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     await prepare(url, impl, queue)
     start = time.perf_counter()
     await ROLES[(impl, "producer")](url, queue, tasks, batch)
-    produced = time.perf_counter()
+    produced, cpu_before = time.perf_counter(), await _redis_cpu_s(url)
     await ROLES[(impl, "consumer")](url, queue, tasks, batch)
-    return tasks / (produced - start), tasks / (time.perf_counter() - produced)
+    consumed, cpu_after = time.perf_counter(), await _redis_cpu_s(url)
+    return tasks / (produced - start), tasks / (consumed - produced), (cpu_after - cpu_before) / tasks * 1e6
 
 
 def alone(url: str, tasks: int, batch: int, rounds: int) -> dict[str, dict[str, float]]:
-    """Median producer-alone and consumer-alone rates per implementation."""
-    rates: dict[str, list[tuple[float, float]]] = {impl: [] for impl in IMPLEMENTATIONS}
+    """Median producer-alone and consumer-alone rates, and Redis CPU per task consumed, per implementation."""
+    runs: dict[str, list[tuple[float, float, float]]] = {impl: [] for impl in IMPLEMENTATIONS}
     for _ in range(rounds):
         for impl in IMPLEMENTATIONS:
-            rates[impl].append(asyncio.run(_alone(url, impl, tasks, batch)))
+            runs[impl].append(asyncio.run(_alone(url, impl, tasks, batch)))
     return {
-        impl: {"produce": statistics.median(r[0] for r in runs), "consume": statistics.median(r[1] for r in runs)}
-        for impl, runs in rates.items()
+        impl: {name: statistics.median(r[i] for r in results) for i, name in enumerate(ALONE_FIGURES)}
+        for impl, results in runs.items()
     }
 
 
@@ -215,7 +224,10 @@ def main() -> None:
     target = "OK" if figures["ratio"] >= 0.8 else "below target"
     print(f"taskq / raw:        {figures['ratio']:10.2f}   (target >= 0.80: {target})")
     for impl, rates in figures["alone"].items():
-        print(f"{impl:>5} alone: producer {rates['produce']:9,.0f} tasks/s, consumer {rates['consume']:9,.0f} tasks/s")
+        print(
+            f"{impl:>5} alone: producer {rates['produce']:9,.0f} tasks/s, consumer {rates['consume']:9,.0f} tasks/s "
+            f"(redis-server CPU {rates['redis_cpu_us_per_consumed_task']:.1f} µs per task read and acked)"
+        )
     seed = figures["seed_tests_s"]
     print(f"seed's eleven behaviours: {seed if seed is not None else 'n/a'} s (the seed took 3.10 s; aim < 1.5 s)")
     if args.json:
