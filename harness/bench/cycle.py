@@ -20,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from harness.agents.common import URL_ENV
-from harness.providers import LocalRedis
+from harness.providers.local import url_or_fresh_server
 from taskq import QueueSettings, Task, TaskQueue
 
 IMPLEMENTATIONS = ("raw", "taskq")
@@ -207,17 +206,9 @@ def main() -> None:
     parser.add_argument("--redis", default="local", help="local (a fresh redis-server) or a URL")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        server = LocalRedis(Path(folder)) if args.redis == "local" else None
-        if server:
-            server.start()
-        try:
-            url = server.url if server else args.redis
-            figures = compare(url, args.tasks, args.batch, args.rounds)
-            figures["alone"] = alone(url, args.tasks, args.batch, args.rounds)
-        finally:
-            if server:
-                server.stop()
+    with url_or_fresh_server(None if args.redis == "local" else args.redis) as url:
+        figures = compare(url, args.tasks, args.batch, args.rounds)
+        figures["alone"] = alone(url, args.tasks, args.batch, args.rounds)
     figures["seed_tests_s"] = seed_tests_seconds()
     print(f"raw redis-py cycle: {figures['raw_tasks_per_s']:10,.0f} tasks/s (median of {args.rounds})")
     print(f"taskq cycle:        {figures['taskq_tasks_per_s']:10,.0f} tasks/s (median of {args.rounds})")

@@ -19,16 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -36,7 +32,7 @@ from hdrh.histogram import HdrHistogram
 
 from harness.agents.common import URL_ENV
 from harness.agents.pacer import Pacer
-from harness.providers import LocalRedis
+from harness.providers.local import url_or_fresh_server
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 HOP_GROUP = "floor"
@@ -47,21 +43,6 @@ def _figures(histogram: HdrHistogram) -> dict[str, float]:
     figures = {f"p{p:g}": histogram.get_value_at_percentile(p) / 1000 for p in PERCENTILES}
     figures["max"] = histogram.get_max_value() / 1000
     return figures
-
-
-@contextlib.contextmanager
-def _redis_url(url: str | None) -> Iterator[str]:
-    """`url`, or a fresh local redis-server's for the duration."""
-    if url is not None:
-        yield url
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        server = LocalRedis(Path(folder))
-        server.start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
 
 
 async def _pings(url: str, seconds: float, rate: float) -> HdrHistogram:
@@ -85,7 +66,7 @@ async def _pings(url: str, seconds: float, rate: float) -> HdrHistogram:
 
 def ping_floor(url: str | None = None, *, seconds: float = 3.0, rate: float = 2000.0) -> dict[str, float]:
     """PING round-trip percentiles in ms (a fresh local redis-server unless `url` is given)."""
-    with _redis_url(url) as target:
+    with url_or_fresh_server(url) as target:
         return _figures(asyncio.run(_pings(target, seconds, rate)))
 
 
@@ -127,7 +108,7 @@ def hop_floor(url: str | None = None, *, seconds: float = 5.0, rate: float = 200
     """Sender-to-receiver percentiles in ms of `rate` XADDs a second between two processes."""
     count = int(seconds * rate)
     stream = f"floor:{uuid.uuid4().hex[:8]}"
-    with _redis_url(url) as target:
+    with url_or_fresh_server(url) as target:
         receiver = subprocess.Popen(
             [sys.executable, "-m", "harness.bench.floor", "--hop-receiver", stream, str(count)],
             stdout=subprocess.PIPE, text=True, env={**os.environ, URL_ENV: target},

@@ -6,12 +6,15 @@ It can be killed (SIGKILL), restarted on the same port and data folder, and paus
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -210,3 +213,18 @@ class LocalRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def url_or_fresh_server(url: str | None) -> Iterator[str]:
+    """`url`, or the URL of a fresh local redis-server (in a temporary folder) for the duration."""
+    if url is not None:
+        yield url
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        server = LocalRedis(Path(folder))
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
