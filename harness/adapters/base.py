@@ -43,6 +43,8 @@ class Delivered:
     deliveries: int
     payload: dict[str, Any]
     handle: Any
+    # How many attempt errors the task carries, when the queue stores them with it (None: it does not say).
+    errors: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

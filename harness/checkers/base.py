@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.adapters.promises import Promises
+
 Validity = bool | None
 MAX_EXAMPLES = 10
 
@@ -40,6 +42,8 @@ class CheckContext:
     expect: Expectations = field(default_factory=Expectations)
     pending_timeout_s: float = 2.0
     delivery_cap: int = 5
+    # What the queue under test promises (its adapter's declaration); taskq's when none is given.
+    promises: Promises = field(default_factory=Promises)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -13,6 +13,7 @@ in its task's timeline and in the Read that returned it.
 from __future__ import annotations
 
 import gc
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ WORKER_FAULTS: Final = CRASH_FAULTS | PAUSE_FAULTS
 # Stalls (redis-pause, client-pause, debug-sleep) and client-kill keep every acknowledged write.
 _REDIS_FAULT_NAMES: Final = frozenset({"redis-kill", "redis-restart", "restart", "flushall"})
 _NOT_AGENTS: Final = ("nemesis", "runner")
+_NO_EXTRA: Final = (None, None, None)  # a delivered task of an older history: no budget, digest, errors
 # Builds a NamedTuple from a tuple without the Python-level __new__: half the cost, per task event.
 _new: Final = tuple.__new__
 
@@ -52,6 +54,10 @@ class Delivery(NamedTuple):
     prio: int
     attempt: int
     deliveries: int
+    # Journaled by newer agents (harness.history: delivered task elements 5-7); None in older histories.
+    max_retries: int | None
+    digest: str | None  # a short hash of the payload
+    errors: int | None  # attempt errors stored with the task, when the queue says
 
     @property
     def is_first(self) -> bool:
@@ -131,6 +137,8 @@ class FinalState:
     acked_not_deleted: list[str] = field(default_factory=list)
     foreign: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
+    # Tasks the final read found more than once (twice in one place, or in two places): stored twice.
+    repeated: list[str] = field(default_factory=list)
     left: frozenset[str] = field(init=False)  # still queued after the drain: ready, pending or delayed
 
     def __post_init__(self) -> None:
@@ -328,7 +336,8 @@ class _Builder:
             tid = entry[4] if len(entry) > 4 else delivered
             if tid != delivered:
                 aliases[delivered] = tid
-            record = _new(Delivery, (tid, delivered, process, invoke_ns, ok_ns, entry[1], entry[2], entry[3]))
+            extra = entry[5:8] if len(entry) > 7 else _NO_EXTRA
+            record = _new(Delivery, (tid, delivered, process, invoke_ns, ok_ns, entry[1], entry[2], entry[3], *extra))
             batch.append(record)
             timeline = deliveries.get(tid)
             if timeline is not None:
@@ -401,7 +410,12 @@ class _Builder:
     def _final(self, value: dict[str, Any]) -> FinalState:
         resolve = self._index.resolve
         dead = value.get("dead") or ()
+        found = [
+            *(resolve(e[0]) for e in value.get("ready") or ()), *(resolve(e[0]) for e in value.get("pending") or ()),
+            *(resolve(tid) for tid in value.get("delayed") or ()), *(resolve(e[0]) for e in dead),
+        ]  # fmt: skip
         return FinalState(
+            repeated=sorted(tid for tid, n in Counter(found).items() if n > 1),
             ready={resolve(entry[0]): entry[1] for entry in value.get("ready") or ()},
             pending={resolve(entry[0]): (entry[1], entry[2]) for entry in value.get("pending") or ()},
             delayed=[resolve(tid) for tid in value.get("delayed") or ()],

@@ -10,6 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from harness.adapters import adapter_factory
+from harness.adapters.promises import Promises, promises_of
 from harness.agents.stats import merged_histograms, read_stats
 from harness.checkers import check_history
 from harness.checkers.base import CheckContext, compose
@@ -50,6 +52,7 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
         expect=scenario.expect,
         pending_timeout_s=scenario.queue.pending_timeout_s,
         delivery_cap=scenario.queue.delivery_cap,
+        promises=queue_promises(plan.queue),
     )
     results = check_history(history, context)
     phases = facts.get("phases_ns", {})
@@ -86,6 +89,14 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
     verdict["plots"] = write_artifacts(folder, verdict, history, histograms, times)
     (folder / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str))
     return verdict
+
+
+def queue_promises(spec: str) -> Promises:
+    """What the run's queue promises, from its adapter; taskq's when the adapter cannot be loaded now."""
+    try:
+        return promises_of(adapter_factory(spec)())
+    except Exception:  # an adapter that cannot be built here is judged as taskq is, as before promises existed
+        return Promises()
 
 
 def agent_costs(folder: Path, completed: int, redis_cpu_s: float | None = None) -> dict[str, Any]:
