@@ -18,12 +18,12 @@ from harness.checkers.index import Delivery, Enqueue, HistoryIndex
 
 @dataclass(slots=True)
 class _Tally:
-    tasks_checked: int = 0
-    retried_tasks: int = 0
     priority_changes: int = 0
     budget_changes: int = 0
     payload_changes: int = 0
     error_history_breaks: int = 0
+    retried_tasks: int = 0
+    tasks_checked: int = 0
 
 
 def check_identity(index: HistoryIndex, context: CheckContext) -> CheckResult:

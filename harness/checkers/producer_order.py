@@ -34,12 +34,12 @@ _new: Final = tuple.__new__  # a NamedTuple without its Python-level __new__, as
 
 @dataclass(slots=True)
 class _Tally:
-    producers: int = 0
     violations: int = 0
     pairs_checked: int = 0
     lost_prefix: int = 0
     lost_middle: int = 0
     lost_postfix: int = 0
+    producers: int = 0
     # Per producer: its losses by place, for the producers that lost any.
     losses_by_producer: dict[str, dict[str, int]] = field(default_factory=dict)
 
