@@ -61,15 +61,20 @@ def check_leases(index: HistoryIndex, context: CheckContext) -> CheckResult:
 
 
 def _handovers(deliveries: list[Delivery]) -> list[tuple[Delivery, Delivery]]:
-    """(previous holder's delivery, the next one) for each delivery that raised an attempt's count, where
-    the previous is the latest earlier delivery of that attempt with a lower count, to another process."""
+    """(previous holder's delivery, the next one) for each delivery that raised an attempt's count.
+
+    The previous holder is found by count, not by when its read returned: a holder paused inside its
+    read journals the answer after the handover. Of two with the same count (two copies), the one whose
+    read began first: its lease is the first to run out, so the handover is judged most leniently."""
     found = []
-    for n, handed in enumerate(deliveries):
+    for handed in deliveries:
         if handed.deliveries < 2:
             continue
         held = None
-        for earlier in deliveries[:n]:
-            if earlier.attempt == handed.attempt and earlier.deliveries < handed.deliveries:
+        for earlier in deliveries:
+            if earlier.attempt != handed.attempt or earlier.deliveries >= handed.deliveries:
+                continue
+            if held is None or (earlier.deliveries, -earlier.invoke_ns) > (held.deliveries, -held.invoke_ns):
                 held = earlier
         if held is not None and held.process != handed.process:
             found.append((held, handed))

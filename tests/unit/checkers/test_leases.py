@@ -90,3 +90,21 @@ def test_a_new_attempt_or_a_second_copy_is_no_handover() -> None:
     h.deliver("c1", [("t1", 2, 1, 1), ("t2", 2, 0, 1)])  # t1's retry; t2 stored twice (not this checker's)
     h.final()
     assert judge(check_leases, h, pending_timeout_s=2.0).figures["handovers"] == 0
+
+
+def test_a_holder_paused_inside_its_read_is_found_by_its_delivery_count() -> None:
+    # c0's read took t1, then c0 was paused before it saw the answer: it journals the read after c1's.
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver_invoke("c0")
+    h.pause("c0", held=[])
+    h.advance(s=0.3)
+    h.deliver("c1", [("t1", 2, 0, 2)])
+    h.resume()
+    h.deliver_ok("c0", [("t1", 2, 0, 1)])
+    h.final()
+    result = judge(check_leases, h, pending_timeout_s=2.0)
+    assert result.figures["handovers"] == 1
+    assert (result.valid, result.figures["early_explained"]) == (True, 1)
+    h.ops = [op for op in h.ops if op["f"] != "fault"]  # the same without the pause: nothing explains it
+    assert judge(check_leases, h, pending_timeout_s=2.0).valid is False
