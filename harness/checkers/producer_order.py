@@ -6,7 +6,9 @@ Producers number their tasks `p{producer}-{n}` in the order they send them. A is
 (same producer, same priority, n_A < n_B) when A's enqueue was acknowledged before B's was invoked, or
 when both went in one enqueue call (the call stores them in order). Then B must not be handed out by
 a read that ended before the read that handed out A began, nor ahead of A within one read. Only first
-deliveries count, as for the order checker.
+deliveries count, as for the order checker. Across reads, pairs acknowledged one before the other are
+the order checker's (it compares the tasks of every producer alike); this one adds what only a
+producer's numbering shows: the tasks of one enqueue call, and the order inside one read.
 
 A loss here is a task whose enqueue was acknowledged and that no consumer ever received, that is not
 dead-lettered and not still queued at the end (the leaks checker's). Placed in its producer's sequence
@@ -17,16 +19,14 @@ loss may be a tail that never got stored. These are figures: the delivery checke
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from itertools import accumulate, pairwise
 from operator import itemgetter
 from typing import Final, NamedTuple
 
 from harness.checkers._report import Examples
 from harness.checkers.base import CheckContext, CheckResult
-from harness.checkers.index import Enqueue, HistoryIndex
+from harness.checkers.index import HistoryIndex
 from harness.history import OK
 
 _new: Final = tuple.__new__  # a NamedTuple without its Python-level __new__, as the index builds its records
@@ -35,7 +35,7 @@ _new: Final = tuple.__new__  # a NamedTuple without its Python-level __new__, as
 @dataclass(slots=True)
 class _Tally:
     violations: int = 0
-    pairs_checked: int = 0
+    pairs_checked: int = 0  # pairs of one enqueue call compared across reads
     lost_prefix: int = 0
     lost_middle: int = 0
     lost_postfix: int = 0
@@ -53,17 +53,28 @@ class _Row(NamedTuple):
     read_invoke_ns: int
     read_ok_ns: int
     tid: str
+    seq: int  # its place in the index's first deliveries: within one read, the order the read listed it
+
+
+@dataclass(slots=True)
+class _Sequences:
+    """Each (producer, priority)'s first deliveries, and the groups where one read listed a lower n
+    after a higher one (the only ones whose reads need a closer look)."""
+
+    rows: dict[tuple[str, int], list[_Row]] = field(default_factory=dict)
+    suspect: set[tuple[str, int]] = field(default_factory=set)
 
 
 def check_producer_order(index: HistoryIndex, context: CheckContext) -> CheckResult:
     tally, examples = _Tally(), Examples()
     judged = context.expect.check_fifo and context.promises.fifo
-    ids = _producer_ids(index)
+    sequences = _sequences(index)
     if judged:
-        for (producer, prio), rows in sorted(_sequences(index, ids).items()):
-            _check_sequence(producer, prio, rows, tally, examples)
-        _check_within_reads(index, ids, tally, examples)
-    _count_losses(index, ids, tally, examples)
+        for (producer, prio), rows in sorted(sequences.rows.items()):
+            if (producer, prio) in sequences.suspect:
+                _check_within_reads(producer, prio, rows, tally, examples)
+            _check_calls(producer, prio, rows, tally, examples)
+    _count_losses(index, {producer for producer, _ in sequences.rows}, tally, examples)
     note = "" if judged else "order not judged: the scenario or the queue does not promise FIFO"
     return CheckResult(name="producer_order", valid=tally.violations == 0 or not judged, figures=asdict(tally),
                        anomalies=examples.pick(), note=note)  # fmt: skip
@@ -79,114 +90,109 @@ def parse_tid(tid: str) -> tuple[str, int] | None:
     return producer, int(n)
 
 
-def _producer_ids(index: HistoryIndex) -> dict[str, tuple[str, int]]:
-    """(producer, n) of every enqueued task with a producer's id, parsed once."""
-    ids = {}
-    for tid in index.enqueues:
-        parsed = parse_tid(tid)
-        if parsed is not None:
-            ids[tid] = parsed
-    return ids
+def _sequences(index: HistoryIndex) -> _Sequences:
+    """One pass over the first deliveries, which the index gathered read by read, each read's tasks in the
+    order it listed them, except those whose enqueue was answered after their read: matched at the end,
+    their place in their read is unknown, and they are left out of the comparisons inside one read (a
+    blind spot, never a false alarm: such a task can only be the later of a certain pair, since its
+    enqueue was not answered before its read)."""
+    found = _Sequences()
+    rows, suspect = found.rows, found.suspect
+    last: dict[tuple[str, int], tuple[int, int, int]] = {}  # the group's last in-place row: read ok, invoke, n
+    for seq, (tid, prio, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, is_first) in enumerate(
+        index.first_deliveries
+    ):
+        parsed = parse_tid(tid) if is_first else None
+        if parsed is None:
+            continue
+        key, n = (parsed[0], prio), parsed[1]
+        group = rows.get(key)
+        if group is None:
+            group = rows[key] = []
+        group.append(_new(_Row, (n, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, tid, seq)))
+        if enqueue_ok_ns > read_ok_ns:
+            continue  # matched late: its place in its read is unknown
+        previous = last.get(key)
+        if previous is not None and previous[0] == read_ok_ns and previous[1] == read_invoke_ns and n < previous[2]:
+            suspect.add(key)
+        last[key] = (read_ok_ns, read_invoke_ns, n)
+    return found
 
 
-def _sequences(index: HistoryIndex, ids: dict[str, tuple[str, int]]) -> dict[tuple[str, int], list[_Row]]:
-    rows: dict[tuple[str, int], list[_Row]] = {}
-    for tid, prio, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, is_first in index.first_deliveries:
-        parsed = ids.get(tid) if is_first else None
-        if parsed is not None:
-            row = _new(_Row, (parsed[1], enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, tid))
-            rows.setdefault((parsed[0], prio), []).append(row)
-    return rows
-
-
-def _check_sequence(producer: str, prio: int, rows: list[_Row], tally: _Tally, examples: Examples) -> None:
-    """Pairs across reads, in O(n log n): the latest read start among the tasks certainly before B must
-    not come after B's read ended. Certainly before: acknowledged before B was sent (a prefix when sorted
-    by acknowledgement), or earlier in B's own enqueue call."""
-    rows.sort(key=itemgetter(2, 0))  # by acknowledgement, then n
-    acknowledged = [r.enqueue_ok_ns for r in rows]
-    latest_start = list(accumulate((r.read_invoke_ns for r in rows), max))
-    same_call_start = _same_call_latest_starts(rows)
-    for position, row in enumerate(rows):
-        before = bisect_left(acknowledged, row.enqueue_invoke_ns)
-        tally.pairs_checked += before
-        overtaken_ns = max(latest_start[before - 1] if before else -1, same_call_start[position])
-        if overtaken_ns > row.read_ok_ns:
+def _check_within_reads(producer: str, prio: int, rows: list[_Row], tally: _Tally, examples: Examples) -> None:
+    """One read listing a later task ahead of an earlier one that was certainly stored first."""
+    in_place = sorted((r for r in rows if r.enqueue_ok_ns <= r.read_ok_ns), key=itemgetter(4, 3, 6))
+    start = 0
+    for end in range(1, len(in_place) + 1):
+        if end < len(in_place) and in_place[end][3:5] == in_place[start][3:5]:
+            continue
+        for first, then in _inversions(in_place[start:end]):
             tally.violations += 1
-            examples.add("overtaken", producer=producer, prio=prio, overtaker=row.tid,
-                         overtaker_read_ok_ns=row.read_ok_ns, overtaken_read_invoke_ns=overtaken_ns)  # fmt: skip
+            examples.add("out_of_order_in_one_read", producer=producer, prio=prio, handed_first=first.tid,
+                         then=then.tid, read_ok_ns=first.read_ok_ns)  # fmt: skip
+        start = end
 
 
-def _same_call_latest_starts(rows: list[_Row]) -> list[int]:
-    """Per row (in the given order): the latest read start among the earlier tasks of its own call."""
-    latest = [-1] * len(rows)
-    calls: dict[tuple[int, int], list[int]] = {}
-    for position, row in enumerate(rows):
-        calls.setdefault((row.enqueue_invoke_ns, row.enqueue_ok_ns), []).append(position)
-    for positions in calls.values():
-        if len(positions) < 2:
+def _inversions(run: list[_Row]) -> Iterable[tuple[_Row, _Row]]:
+    """(listed first, listed later) pairs of one read where the later-listed was certainly stored first."""
+    for i, first in enumerate(run):
+        for then in run[i + 1 :]:
+            if then.n < first.n and _certainly_before(then, first):
+                yield first, then
+
+
+def _certainly_before(a: _Row, b: _Row) -> bool:
+    """A was stored before B: acknowledged before B was sent, or earlier in the same enqueue call."""
+    same_call = a.enqueue_invoke_ns == b.enqueue_invoke_ns and a.enqueue_ok_ns == b.enqueue_ok_ns
+    return a.enqueue_ok_ns < b.enqueue_invoke_ns or (same_call and a.n < b.n)
+
+
+def _check_calls(producer: str, prio: int, rows: list[_Row], tally: _Tally, examples: Examples) -> None:
+    """The tasks of one enqueue call across reads: sorted by call and n, the latest read start among a
+    task's predecessors in its call must not come after its own read ended."""
+    rows.sort(key=itemgetter(1, 2, 0))  # by call (invoke, then answer), then n
+    call_invoke = call_ok = call_start = -1
+    pairs = in_call = 0
+    # One iteration per task: plain locals and tuple unpacking (a NamedTuple attribute is a call).
+    for n, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, tid, _ in rows:
+        if enqueue_ok_ns != call_ok or enqueue_invoke_ns != call_invoke:
+            call_invoke, call_ok, call_start, in_call = enqueue_invoke_ns, enqueue_ok_ns, -1, 0
+        pairs += in_call
+        in_call += 1
+        if call_start > read_ok_ns:
+            tally.violations += 1
+            examples.add("overtaken_in_its_call", producer=producer, prio=prio, overtaker=tid, n=n,
+                         overtaker_read_ok_ns=read_ok_ns, overtaken_read_invoke_ns=call_start)  # fmt: skip
+        call_start = max(call_start, read_invoke_ns)
+    tally.pairs_checked += pairs
+
+
+def _count_losses(index: HistoryIndex, producers: set[str], tally: _Tally, examples: Examples) -> None:
+    final, enqueues, completions = index.final, index.enqueues, index.completions
+    unseen = enqueues.keys() - index.deliveries.keys()  # nearly every task was delivered: a set difference in C
+    lost: dict[str, tuple[str, int]] = {}
+    for tid in unseen:
+        parsed = parse_tid(tid)
+        if parsed is None or enqueues[tid].outcome != OK or tid in completions or index.is_dead(tid):
             continue
-        positions.sort(key=lambda p: rows[p].n)
-        running = -1
-        for p in positions:
-            latest[p] = running
-            running = max(running, rows[p].read_invoke_ns)
-    return latest
-
-
-def _check_within_reads(
-    index: HistoryIndex, ids: dict[str, tuple[str, int]], tally: _Tally, examples: Examples
-) -> None:
-    """One read handing out a producer's tasks of one priority out of their certain order."""
-    enqueues = index.enqueues
-    for read in index.reads:
-        if len(read.tasks) < 2:
-            continue
-        seen: dict[tuple[str, int], list[tuple[int, str]]] = {}
-        for delivery in read.tasks:
-            parsed = ids.get(delivery.tid) if delivery.is_first else None
-            if parsed is not None:
-                seen.setdefault((parsed[0], delivery.prio), []).append((parsed[1], delivery.tid))
-        for (producer, prio), listed in seen.items():
-            if all(a[0] < b[0] for a, b in pairwise(listed)):
-                continue  # in the producer's order: the common case
-            for earlier, later in _inversions(listed, enqueues):
-                tally.violations += 1
-                examples.add("out_of_order_in_one_read", producer=producer, prio=prio, handed_first=later,
-                             then=earlier, read_ok_ns=read.ok_ns)  # fmt: skip
-
-
-def _inversions(listed: list[tuple[int, str]], enqueues: dict[str, Enqueue]) -> Iterable[tuple[str, str]]:
-    """(earlier task, later task) pairs where the later one came first in the read and the earlier one was
-    certainly stored first."""
-    for i, (n_first, tid_first) in enumerate(listed):
-        for n_then, tid_then in listed[i + 1 :]:
-            if n_then < n_first and _certainly_before(enqueues.get(tid_then), enqueues.get(tid_first)):
-                yield tid_then, tid_first
-
-
-def _certainly_before(a: Enqueue | None, b: Enqueue | None) -> bool:
-    if a is None or b is None or a.ok_ns is None or b.ok_ns is None:
-        return False
-    return a.ok_ns < b.invoke_ns or (a.invoke_ns == b.invoke_ns and a.ok_ns == b.ok_ns)
-
-
-def _count_losses(index: HistoryIndex, ids: dict[str, tuple[str, int]], tally: _Tally, examples: Examples) -> None:
-    final, enqueues = index.final, index.enqueues
+        if final is None or tid not in final.left:  # still queued: a leak, not a loss
+            lost[tid] = parsed
+    losing = {producer for producer, _ in lost.values()}
+    tally.producers = len(producers | losing)
+    if not lost:
+        return
     by_producer: dict[str, list[tuple[int, str, bool]]] = {}
-    for tid, parsed in ids.items():
-        if enqueues[tid].outcome != OK:
+    for tid, enqueue in enqueues.items():
+        parsed = lost.get(tid) or parse_tid(tid)
+        if parsed is None or parsed[0] not in losing or enqueue.outcome != OK:
             continue
-        received = tid in index.deliveries or tid in index.completions or index.is_dead(tid)
-        if not received and final is not None and tid in final.left:
-            continue  # still queued: a leak, not a loss
-        by_producer.setdefault(parsed[0], []).append((parsed[1], tid, received))
-    tally.producers = len(by_producer)
+        received = tid not in unseen or tid in completions or index.is_dead(tid)
+        if received or tid in lost:
+            by_producer.setdefault(parsed[0], []).append((parsed[1], tid, received))
     for producer, sequence in sorted(by_producer.items()):
         sequence.sort()
         places = _place_losses(sequence)
-        if places:
-            tally.losses_by_producer[producer] = {place: len(tids) for place, tids in places.items()}
+        tally.losses_by_producer[producer] = {place: len(tids) for place, tids in places.items()}
         for place, tids in places.items():
             setattr(tally, f"lost_{place}", getattr(tally, f"lost_{place}") + len(tids))
             examples.add(f"lost_{place}", producer=producer, tids=tids[:5], count=len(tids))

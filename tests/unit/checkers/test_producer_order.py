@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from harness.adapters.promises import Promises
 from harness.checkers.base import Expectations
+from harness.checkers.order import check_order
 from harness.checkers.producer_order import check_producer_order, parse_tid
 from tests.unit.checkers.builder import HistoryBuilder, judge, run_task
 
@@ -49,14 +50,39 @@ def test_a_read_that_lists_a_later_task_first_is_caught() -> None:
     assert (example["kind"], example["handed_first"], example["then"]) == ("out_of_order_in_one_read", "p0-1", "p0-0")
 
 
-def test_an_earlier_acknowledged_task_overtaken_is_caught() -> None:
+def test_across_reads_acknowledged_pairs_are_the_order_checkers() -> None:
     h = HistoryBuilder()
     h.enqueue("p0.0", ["p0-0"])
     h.enqueue("p0.1", ["p0-1"])
     h.deliver("c1", [("p0-1", 2, 0, 1)])
     h.deliver("c0", [("p0-0", 2, 0, 1)])
     h.final()
+    assert judge(check_producer_order, h).valid is True
+    assert judge(check_order, h).figures["violations"] == 1  # counted once, where every producer is compared
+
+
+def test_inside_one_read_acknowledged_pairs_are_judged_here() -> None:
+    # The order checker cannot see it: one read's start is not after its own end.
+    h = HistoryBuilder()
+    h.enqueue("p0.0", ["p0-0"])
+    h.enqueue("p0.1", ["p0-1"])
+    h.deliver("c0", [("p0-1", 2, 0, 1), ("p0-0", 2, 0, 1)])
+    h.final()
     assert judge(check_producer_order, h).figures["violations"] == 1
+    assert judge(check_order, h).valid is True
+
+
+def test_a_task_whose_enqueue_was_answered_after_its_read_raises_no_false_alarm() -> None:
+    # p0-1 is indexed after p0-0's later read: its place in its own read is not taken from that order.
+    h = HistoryBuilder()
+    h.enqueue("p0.0", ["p0-0"])
+    h.invoke("p0.1", "enqueue", {"tasks": [["p0-1", 2, 3]], "due_ns": 0})
+    h.deliver("c0", [("p0-0", 2, 0, 1), ("p0-1", 2, 0, 1)])
+    h.respond("p0.1", "enqueue")  # answered after the read: p0-1 is matched late
+    h.enqueue("p0.0", ["p0-2"])
+    h.deliver("c0", [("p0-2", 2, 0, 1)])
+    h.final()
+    assert judge(check_producer_order, h).valid is True
 
 
 def test_concurrent_calls_may_land_in_either_order() -> None:
