@@ -15,12 +15,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.adapters import AdapterUnavailable, QueueAdapter, adapter_factory
+from harness.adapters import AdapterUnavailable, QueueClient, adapter_factory
+from harness.adapters.promises import client_timeout_s, promises_of
 from harness.bench.cost import redis_cpu_s, spent
 from harness.errors import HarnessError, SetupError
 from harness.fleet import Fleet
 from harness.folders import stamped_folder
 from harness.history import INFO, OK, Journal, merge, read_journal, write_history
+from harness.hosted.base import is_hosted
+from harness.hosted.startup import workers_up
 from harness.nemesis import FaultContext, heal, run_schedule
 from harness.nemesis.network import needs_namespace, open_routes
 from harness.nemesis.redis import require_redis_faults
@@ -103,7 +106,11 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
     require_redis_faults(plan, provider)
     # Agents may reach Redis through the fault proxy, or by addresses a partition can cut.
     routes = open_routes(plan, provider)
-    fleet = Fleet(folder, folder / "plan.json", provider.url, journaling, urls=routes.urls, proxy=routes.proxy)
+    fleet = Fleet(
+        folder, folder / "plan.json", provider.url, journaling, urls=routes.urls, proxy=routes.proxy,
+        hosted=adapter if is_hosted(adapter) else None, queue_name=plan.queue_name, options=plan.scenario.queue,
+        concurrency=plan.scenario.workload.concurrency,
+    )  # fmt: skip
     started = datetime.now(UTC).isoformat()
     with Journal(folder / "journals" / "nemesis.jsonl") as nemesis_journal:
         ctx = FaultContext(
@@ -122,15 +129,20 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
     journal.close()
     return {
         "started_at": started, "redis": provider.describe(), "phases_ns": phases.times,
+        "hosted": fleet.hosted is not None, "promises": promises_of(adapter).as_dict(),
+        "client_timeout_s": client_timeout_s(adapter),
         "restarts": fleet.restarts, "faults_applied": ctx.applied, "journaling": journaling,
         "completed_in_load": phases.completed_in_load, "redis_cpu_s": redis_cpu,
     }  # fmt: skip
 
 
-async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter: QueueAdapter, phases: _Phases) -> None:
+async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter: QueueClient, phases: _Phases) -> None:
     run_settings = plan.scenario.run
     phases.enter("load")
-    fleet.start(run_settings.producers, run_settings.consumers)
+    fleet.start_consumers(run_settings.consumers)
+    if fleet.hosted is not None:
+        await workers_up(fleet)
+    fleet.start_producers(run_settings.producers)
     start = time.monotonic()
     load_over = asyncio.Event()
     nemesis = asyncio.create_task(run_schedule(ctx, start, load_over))
@@ -155,7 +167,7 @@ async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter:
 
 
 async def _drain(
-    plan: Plan, fleet: Fleet, ctx: FaultContext, adapter: QueueAdapter, phases: _Phases, progress: _Progress
+    plan: Plan, fleet: Fleet, ctx: FaultContext, adapter: QueueClient, phases: _Phases, progress: _Progress
 ) -> None:
     """Until the queue is empty, or stalled (no change for a while), or the drain deadline."""
     deadline = time.monotonic() + plan.scenario.run.drain_timeout_s
@@ -181,7 +193,7 @@ async def _drain(
     phases.status(f"drain deadline reached with {last}")
 
 
-async def _idle(adapter: QueueAdapter) -> bool:
+async def _idle(adapter: QueueClient) -> bool:
     try:
         depth = await adapter.depth()
     except AdapterUnavailable:
@@ -189,7 +201,7 @@ async def _idle(adapter: QueueAdapter) -> bool:
     return depth["ready"] + depth["pending"] + depth["delayed"] == 0
 
 
-def _completed_of(adapter: QueueAdapter) -> Callable[[], Awaitable[int]]:
+def _completed_of(adapter: QueueClient) -> Callable[[], Awaitable[int]]:
     async def completed() -> int:
         try:
             return int((await adapter.depth()).get("completed", 0))
@@ -219,7 +231,7 @@ class _Progress:
     time, queue depth, completions, faults, restarts."""
 
     def __init__(
-        self, plan: Plan, fleet: Fleet, adapter: QueueAdapter, status: Status, start: float, *, journal: Journal
+        self, plan: Plan, fleet: Fleet, adapter: QueueClient, status: Status, start: float, *, journal: Journal
     ) -> None:
         self.plan, self.fleet, self.adapter, self.status, self.start = plan, fleet, adapter, status, start
         self.journal = journal

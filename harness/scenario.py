@@ -59,6 +59,8 @@ class Workload:
     poison_fraction: float = 0.0
     enqueue_batch: int = 20
     read_count: int = 20
+    # Tasks one hosted worker process runs at once (the library's concurrency, max_jobs, threads).
+    concurrency: int = 10
 
     def validate(self) -> None:
         _require(len(self.priorities) == 4 and all(p >= 0 for p in self.priorities), "workload.priorities: 4 shares")
@@ -68,6 +70,7 @@ class Workload:
         _require(self.max_retries >= 0, "workload.max_retries must be zero or positive")
         _require(self.task_ms_mean >= 0 and self.task_ms_max >= 0, "workload.task_ms_* must not be negative")
         _require(self.enqueue_batch >= 1 and self.read_count >= 1, "workload batch sizes must be at least 1")
+        _require(self.concurrency >= 1, "workload.concurrency must be at least 1")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.adapters import QueueAdapter, adapter_factory
+from harness.adapters import QueueClient, adapter_factory
 from harness.adapters.base import AdapterUnavailable
 from harness.plan import Plan
 
@@ -62,7 +62,7 @@ def stop_event() -> asyncio.Event:
     return event
 
 
-async def connect(args: AgentArgs, stop: asyncio.Event) -> QueueAdapter | None:
+async def connect(args: AgentArgs, stop: asyncio.Event) -> QueueClient | None:
     """Connect, retrying while Redis is away; None if told to stop first."""
     adapter = adapter_factory(args.plan.queue)()
     delay = 0.05

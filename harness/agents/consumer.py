@@ -15,6 +15,7 @@ from harness.adapters import Delivered, QueueAdapter
 from harness.adapters.base import AdapterUnavailable
 from harness.agents.common import AgentArgs, attempt_fails, connect, mark_ready, stop_event
 from harness.agents.stats import AgentStats
+from harness.errors import AdapterError
 from harness.history import INFO, INVOKE, OK, Journal
 
 POISON_EXIT_CODE = 3
@@ -107,9 +108,12 @@ def _run_s(d: Delivered) -> float:
 
 async def run_consumer(args: AgentArgs) -> None:
     stop = stop_event()
-    adapter = await connect(args, stop)
-    if adapter is None:
+    client = await connect(args, stop)
+    if client is None:
         return
+    if not isinstance(client, QueueAdapter):
+        raise AdapterError(f"{args.plan.queue} is hosted: its consumers are its own workers, not harness agents")
+    adapter = client
     journal = Journal(args.journal, enabled=args.journaling)
     consumer = Consumer(args, adapter, journal)
     mark_ready(args.journal)

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Iterator
 
-from harness.adapters import QueueAdapter, TaskSpec
+from harness.adapters import QueueClient, TaskSpec
 from harness.adapters.base import AdapterRefused, AdapterUnavailable
 from harness.agents.common import AgentArgs, connect, consumers_ready, stop_event
 from harness.agents.pacer import Pacer
@@ -77,7 +77,7 @@ def _task(tid: str, due: int, work: Workload, rng: random.Random) -> TaskSpec:
 
 
 async def send(
-    adapter: QueueAdapter,
+    adapter: QueueClient,
     journal: Journal,
     process: str,
     due: int,

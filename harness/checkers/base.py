@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.adapters.promises import Promises
+
 Validity = bool | None
 MAX_EXAMPLES = 10
 
@@ -40,6 +42,13 @@ class CheckContext:
     expect: Expectations = field(default_factory=Expectations)
     pending_timeout_s: float = 2.0
     delivery_cap: int = 5
+    # Hosted runs: consumers were the library's own workers, and a "complete" is the end of the
+    # handler, not an ack (harness.hosted.handler).
+    hosted: bool = False
+    promises: Promises = field(default_factory=Promises)
+    # Hosted runs: how long before its handler started a task may have been read (the harness sees the
+    # start, not the read); priority and order judge a start at s as a read over [s - this, s].
+    hosted_read_window_ms: float = 250.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -71,6 +80,13 @@ def validity_label(valid: Validity) -> str:
 
 
 Checker = Callable[..., CheckResult]
+
+
+def unpromised(result: CheckResult, promise: str) -> CheckResult:
+    """A check of something the queue does not promise: its figures are reported, never judged."""
+    observed = "no anomaly" if result.valid else f"{len(result.anomalies) or 'some'} anomalies shown"
+    note = f"not judged: the queue does not promise {promise} ({observed}; figures as observed)"
+    return CheckResult(name=result.name, valid=True, figures=result.figures, anomalies=result.anomalies, note=note)
 
 
 def run_safely(name: str, checker: Callable[[], CheckResult]) -> CheckResult:

@@ -11,12 +11,12 @@ from bisect import bisect_left
 
 from harness.checkers._report import Examples
 from harness.checkers.base import CheckContext, CheckResult
-from harness.checkers.index import DeadEntry, FinalState, HistoryIndex
+from harness.checkers.index import COUNTED_FAILURES, DeadEntry, FinalState, HistoryIndex
 from harness.history import INFO, OK
 
 RETRIES_EXHAUSTED = "retries exhausted"
 DELIVERY_CAP = "delivery cap"
-_COUNTED = frozenset({"retried", "dead"})
+_COUNTED = COUNTED_FAILURES
 
 
 def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from harness.adapters.promises import Promises
 from harness.agents.stats import merged_histograms, read_stats
 from harness.checkers import check_history
 from harness.checkers.base import CheckContext, compose
@@ -50,6 +51,8 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
         expect=scenario.expect,
         pending_timeout_s=scenario.queue.pending_timeout_s,
         delivery_cap=scenario.queue.delivery_cap,
+        hosted=bool(facts.get("hosted")),
+        promises=Promises(**facts["promises"]) if facts.get("promises") else Promises(),
     )
     results = check_history(history, context)
     phases = facts.get("phases_ns", {})
@@ -63,6 +66,8 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
         "scenario": scenario.name,
         "seed": plan.seed,
         "queue": plan.queue,
+        "hosted": context.hosted,
+        "promises": context.promises.as_dict(),
         "code_version": code_version(),
         "redis": facts.get("redis", {}),
         "started_at": facts.get("started_at"),
