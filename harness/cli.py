@@ -18,6 +18,8 @@ from harness.checkers.base import validity_label
 from harness.console import err, one_line_errors, out, status_line
 from harness.errors import HarnessError
 from harness.history import read_history
+from harness.peers import PEERS, installed_versions, peer_variants
+from harness.peers.environments import environment_of, install, run_in_peer_environment
 from harness.perf_cli import COMMANDS as PERF_COMMANDS
 from harness.plan import Plan, make_plan
 from harness.providers import check_provider
@@ -110,6 +112,7 @@ def run_command(
     no_journal: bool,
 ) -> None:  # fmt: skip
     """Run SCENARIO (a name from `harness list`, or a .toml path) and judge it."""
+    run_in_peer_environment(queue)
     chosen = load_scenario(scenario).with_run(
         duration_s=duration, producers=producers, consumers=consumers, rate=rate, tasks=tasks,
         drain_timeout_s=drain_timeout,
@@ -131,6 +134,7 @@ def replay_command(run: Path, out_dir: Path, redis: str | None) -> None:
     """Run a plan again (a run folder, or a plan file from `harness search`): same scenario,
     seed, faults and queue, on a new queue name."""
     plan = Plan.load(run / "plan.json" if run.is_dir() else run)
+    run_in_peer_environment(plan.queue)
     if redis is None and REDACTED in plan.redis:
         raise HarnessError(
             f"the plan's Redis URL {plan.redis} had its password removed when it was saved: "
@@ -152,6 +156,7 @@ def search_command(queue: str, examples: int, seed: int, out_dir: Path) -> None:
     """Generate small fault plans until one makes QUEUE invalid; shrink it to a replayable plan file."""
     from harness.search import search  # noqa: PLC0415 - Hypothesis loads only for this command
 
+    run_in_peer_environment(queue)
     adapter_factory(queue)
     check_provider("local")
     outcome = search(queue, max_examples=examples, out=out_dir, seed=seed, status=status_line("search"))
@@ -191,8 +196,41 @@ def list_command() -> None:
     queues.add_row("raw", "the ceiling: the same work as a plain redis-py loop (XADD, XREADGROUP, XACK+XDEL)")
     for name in MUTANTS:
         queues.add_row(f"taskq-mutant:{name}", MUTANT_DOCS[name])
-    queues.add_row("module:factory", "your own: a callable returning a harness.adapters.QueueAdapter")
+    queues.add_row("taskq-worker", "the real `taskq worker` process (hosted: taskq's Worker runs the tasks)")
+    for peer in PEERS.values():
+        queues.add_row(f"peer:{peer.name}[:VARIANT]", f"{peer.summary} (extra: {peer.extra}; `harness peers list`)")
+    queues.add_row("module:factory", "your own: a callable returning a QueueAdapter (pull) or a HostedAdapter")
     out.print(queues)
+
+
+@cli.group("peers")
+def peers_group() -> None:
+    """Peer task queue libraries run through their own workers (--queue peer:NAME[:VARIANT])."""
+
+
+@peers_group.command("list")
+def peers_list_command() -> None:
+    """Each peer, its variants, the version tested and what is installed."""
+    table = Table(title="peers")
+    for column in ("peer", "variants", "tested", "installed here", "environment"):
+        table.add_column(column, overflow="fold")
+    for peer in PEERS.values():
+        table.add_row(peer.name, ", ".join(peer_variants(peer)) or "(library not installed here)",
+                      ", ".join(f"{d} {v}" for d, v in peer.requires.items()), installed_versions(peer),
+                      str(environment_of(peer).name))  # fmt: skip
+    out.print(table)
+
+
+@peers_group.command("install")
+@click.argument("names", nargs=-1)
+@one_line_errors
+def peers_install_command(names: tuple[str, ...]) -> None:
+    """Install the peers NAMES (default: all) into their environments (.venv, .venv-redis5)."""
+    unknown = [n for n in names if n not in PEERS]
+    if unknown:
+        raise HarnessError(f"unknown peer(s) {', '.join(unknown)}: use one of {', '.join(PEERS)}")
+    for folder in install([PEERS[n] for n in names] if names else list(PEERS.values()), quiet=False):
+        out.print(f"installed: {folder}")
 
 
 @cli.group("image")

@@ -88,3 +88,23 @@ def peer_factory(spec: str) -> Callable[[], HostedAdapter]:
     if chosen not in variants:
         raise AdapterError(f"unknown variant {chosen!r} of peer {name}: use one of {', '.join(variants)}")
     return variants[chosen]
+
+
+def installed_versions(peer: Peer) -> str:
+    found = []
+    for dist in peer.requires:
+        try:
+            found.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            found.append(f"{dist} -")
+    return ", ".join(found)
+
+
+def peer_variants(peer: Peer) -> list[str]:
+    """The variants of a peer whose library is importable here ([] otherwise)."""
+    try:
+        _check_installed(peer)
+        module = importlib.import_module(peer.module)
+    except (AdapterError, ImportError):
+        return []
+    return list(module.VARIANTS)
