@@ -18,6 +18,7 @@ from typing import Any
 from harness.adapters import AdapterUnavailable, QueueClient, adapter_factory
 from harness.adapters.promises import client_timeout_s, promises_of
 from harness.bench.cost import redis_cpu_s, spent
+from harness.drain import DrainBounds, in_flight
 from harness.errors import HarnessError, SetupError
 from harness.fleet import Fleet
 from harness.folders import stamped_folder
@@ -169,9 +170,10 @@ async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter:
 async def _drain(
     plan: Plan, fleet: Fleet, ctx: FaultContext, adapter: QueueClient, phases: _Phases, progress: _Progress
 ) -> None:
-    """Until the queue is empty, or stalled (no change for a while), or the drain deadline."""
+    """Until the queue is empty, or stalled past what anything in motion could take (harness.drain), or
+    the drain deadline."""
     deadline = time.monotonic() + plan.scenario.run.drain_timeout_s
-    stall_s = max(3.0, 3 * plan.scenario.queue.pending_timeout_s)
+    bounds = DrainBounds.of(plan.scenario.queue, promises_of(adapter), client_timeout_s(adapter))
     last: dict[str, int] | None = None
     last_change = time.monotonic()
     while time.monotonic() < deadline:
@@ -184,10 +186,11 @@ async def _drain(
             continue
         if depth["ready"] + depth["pending"] + depth["delayed"] == 0:
             return
-        if depth != last:
+        journals = [agent.journal for agent in fleet.consumers.values()]
+        if depth != last or in_flight(journals, bounds.client_timeout_s):
             last, last_change = depth, time.monotonic()
-        elif time.monotonic() - last_change > stall_s:
-            phases.status(f"drain stalled for {stall_s:.0f}s with {depth}: moving on")
+        elif time.monotonic() - last_change > bounds.stall_s:
+            phases.status(f"drain stalled for {bounds.stall_s:.1f}s with {depth}: moving on")
             return
         await asyncio.sleep(0.1)
     phases.status(f"drain deadline reached with {last}")

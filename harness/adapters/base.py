@@ -57,6 +57,8 @@ class QueueOptions:
     retry_max_delay_s: float = 1.0
     delivery_cap: int = 5
     block_ms: int = 100
+    # Hosted workers: how long a SIGTERMed worker lets running tasks finish before it hands them back.
+    shutdown_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -49,6 +49,8 @@ class CheckContext:
     # Hosted runs: how long before its handler started a task may have been read (the harness sees the
     # start, not the read); priority and order judge a start at s as a read over [s - this, s].
     hosted_read_window_ms: float = 250.0
+    # How long the queue's clients wait for a reply: a reply held by a fault may arrive that late.
+    client_timeout_s: float = 5.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

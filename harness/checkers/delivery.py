@@ -28,6 +28,7 @@ from harness.checkers.index import (
     Completion,
     Delivery,
     Enqueue,
+    Exit,
     Fault,
     HistoryIndex,
     is_redis_fault,
@@ -84,6 +85,8 @@ class _Windows:
     faults: list[Fault]
     visibility_ns: int | None
     renews_lease: bool
+    exits: list[Exit]
+    client_timeout_ns: int
 
 
 def check_delivery(index: HistoryIndex, context: CheckContext) -> CheckResult:
@@ -197,6 +200,8 @@ def _windows(index: HistoryIndex, context: CheckContext) -> _Windows:
         faults=[f for f in index.faults if f.outcome != "info"],
         visibility_ns=None if visibility_s is None else int(visibility_s * NS_PER_S),
         renews_lease=context.promises.renews_lease,
+        exits=index.exits,
+        client_timeout_ns=int(context.client_timeout_s * NS_PER_S),
     )
 
 
@@ -319,32 +324,49 @@ def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Comp
     """Why a hosted library ran a task a second time, or "" if nothing in the history explains it.
 
     The first holder finished (or not) and its library was to ack after that; the task may run again
-    if, between the first holder receiving it and the second receiving it, the first holder was killed
-    (before or after its finish: the ack may never have been sent), paused, or cut off from Redis, if
-    Redis itself was hurt, or, for a library that does not renew leases, if its own visibility
-    timeout passed. A library that renews leases promises no repeat while its holder is alive and
-    reachable: a repeat then is unexplained.
+    if, between the first holder asking for it and the second receiving it, the first holder was
+    killed (before or after its finish: the ack may never have been sent) or died, was paused or cut
+    off from Redis, if Redis itself was hurt, or, for a library that does not renew leases, if its own
+    visibility timeout passed. The harness sees a handler start, not the read behind it: the read was
+    sent at most a client timeout before its reply came (a held reply can arrive after a later
+    delivery, so holders are ordered by the library's delivery count where it reports one). A library
+    that renews leases promises no repeat while its holder is alive and reachable: a repeat then is
+    unexplained.
     """
-    holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_received_ns)
-    first_received_ns, handed_again_ns = _received_ns(holds[0]), _received_ns(holds[1])
-    holder = holds[0][1].process
+    holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_library_order)
+    first, (_, first_completion) = holds[0][0], holds[0]
+    asked_ns, handed_again_ns = _received_ns(holds[0]) - windows.client_timeout_ns, _received_ns(holds[1])
+    start_ns, end_ns = min(asked_ns, handed_again_ns), max(asked_ns, handed_again_ns)
+    holder = first_completion.process
     for fault in windows.faults:
-        if not _overlaps(fault, first_received_ns, handed_again_ns):
-            continue
-        if fault.kind in CRASH_FAULTS and targets(fault.target, holder):
-            return f"holder {fault.kind}ed before its ack" if fault.kind == "kill" else f"holder hit by {fault.kind}"
-        if fault.kind in PAUSE_FAULTS and targets(fault.target, holder):
-            return "owner paused"
-        if fault.kind in NETWORK_CUTS and fault.target in ("all", "consumers"):
-            return f"holder cut off from Redis ({fault.kind})"
-        if is_redis_fault(fault.kind) or fault.kind in REDIS_STALLS:
-            return f"redis fault ({fault.kind}) between the deliveries"
+        if _overlaps(fault, start_ns, end_ns) and (reason := _hosted_fault_reason(fault, holder)):
+            return reason
+    for exit_ in windows.exits:
+        if start_ns <= exit_.time_ns <= end_ns and targets(exit_.process, holder):
+            return f"holder's worker died (exit {exit_.code})"
     if windows.renews_lease or windows.visibility_ns is None:
         return ""
-    first = holds[0][0]
     if first is not None and handed_again_ns - first.ok_ns > windows.visibility_ns:
         return "visibility timeout passed"
     return ""
+
+
+def _hosted_fault_reason(fault: Fault, holder: str) -> str:
+    if fault.kind in CRASH_FAULTS and targets(fault.target, holder):
+        return f"holder hit by {fault.kind}"
+    if fault.kind in PAUSE_FAULTS and targets(fault.target, holder):
+        return "owner paused"
+    if fault.kind in NETWORK_CUTS and fault.target in ("all", "consumers"):
+        return f"holder cut off from Redis ({fault.kind})"
+    if is_redis_fault(fault.kind) or fault.kind in REDIS_STALLS:
+        return f"redis fault ({fault.kind}) between the deliveries"
+    return ""
+
+
+def _library_order(hold: tuple[Delivery | None, Completion]) -> tuple[int, int]:
+    """Holders in the order the library handed the task out: by its delivery count, then by receipt."""
+    delivery = hold[0]
+    return (delivery.deliveries if delivery is not None else 0, _received_ns(hold))
 
 
 def _settled_ns(completion: Completion) -> int:

@@ -53,6 +53,7 @@ class TaskqWorkerAdapter(TaskqAdapter):
             "--pending-timeout", f"{options.pending_timeout_s:g}", "--delivery-cap", str(options.delivery_cap),
             "--retry-base-delay", f"{options.retry_base_delay_s:g}",
             "--retry-max-delay", f"{options.retry_max_delay_s:g}", "--block-ms", str(options.block_ms),
+            "--shutdown-timeout", f"{options.shutdown_timeout_s:g}",
         ]  # fmt: skip
         # The URL travels in the environment: a command line (and its password) is visible to ps.
         return WorkerCommand(argv=argv, env={"TASKQ_REDIS_URL": launch.url})

@@ -53,6 +53,7 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
         delivery_cap=scenario.queue.delivery_cap,
         hosted=bool(facts.get("hosted")),
         promises=Promises(**facts["promises"]) if facts.get("promises") else Promises(),
+        client_timeout_s=float(facts.get("client_timeout_s", 5.0)),
     )
     results = check_history(history, context)
     phases = facts.get("phases_ns", {})
