@@ -36,6 +36,7 @@ from harness.hosted.base import (
     HostedAdapter,
     WorkerLaunch,
 )
+from harness.hosted.handler import NO_JOURNAL_ENV
 from harness.processes import kill_tree, signal_pids, tree_pids
 from harness.proxy import FaultProxy
 
@@ -110,6 +111,8 @@ class Fleet:
     concurrency: int = 1
     # Consumers replaced by a later incarnation: a hosted one's children may outlive it (kill-main).
     retired: list[Agent] = field(default_factory=list)
+    # More environment for every agent and worker (benchmarks: the task body, harness.hosted.handler).
+    agent_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def journal_dir(self) -> Path:
@@ -120,6 +123,7 @@ class Fleet:
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
             URL_ENV: self.urls.get(role, self.url),
+            **self.agent_env,
         }
 
     def _spawn(self, role: str, index: int, incarnation: int) -> Agent:
@@ -151,6 +155,8 @@ class Fleet:
             **self._environment("consumer"), PLAN_ENV: str(launch.plan_path), JOURNAL_ENV: str(journal),
             PROCESS_ENV: name, QUEUE_NAME_ENV: self.queue_name, TREE_ENV: token, **command.env,
         }  # fmt: skip
+        if not self.journaling:
+            env[NO_JOURNAL_ENV] = "1"
         log_path = self.folder / "workers" / f"{name}.log"
         log_path.parent.mkdir(exist_ok=True)
         journal.touch()  # every process of the tree appends to it (harness.hosted.handler)

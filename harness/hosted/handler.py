@@ -37,13 +37,17 @@ from typing import Any
 
 import orjson
 
-from harness.agents.common import attempt_fails, mark_ready
+from harness.agents.common import URL_ENV, attempt_fails, mark_ready
 from harness.history import INVOKE, OK
 from harness.hosted.base import JOURNAL_ENV, PLAN_ENV, PROCESS_ENV
 from harness.plan import Plan
 
 POISON_EXIT_CODE = 3
 RAISED, CANCELLED = "raised", "cancelled"
+# Benchmarks (harness.bench.peers) set these: journal nothing, and end each task body with an INCR of
+# this key, which the bench reads to know every task ran exactly once.
+NO_JOURNAL_ENV = "HARNESS_NO_JOURNAL"
+COUNTER_ENV = "HARNESS_COUNTER_KEY"
 
 
 class PlannedFailure(Exception):
@@ -86,9 +90,11 @@ class HostedRun:
         self.plan, self.journal, self.process = plan, journal, process
         self.seed = plan.seed
         self.failure_probability = plan.scenario.workload.failure_probability
-        self._pid = os.getpid()
-        self._fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.journaling = not os.environ.get(NO_JOURNAL_ENV)
+        self.counter_key = os.environ.get(COUNTER_ENV, "")
+        self._fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if self.journaling else -1
         self._lanes = _Lanes()
+        self._counter = _Counter()
 
     @classmethod
     def from_env(cls) -> HostedRun:
@@ -107,6 +113,8 @@ class HostedRun:
     # -- the journal ----------------------------------------------------------------------
 
     def _write(self, lane: str, f: str, invoke_value: Any, ok_value: Any) -> None:
+        if not self.journaling:
+            return
         stamp = time.monotonic_ns()
         records = (
             {"index": -1, "time_ns": stamp, "process": lane, "type": INVOKE, "f": f, "value": invoke_value},
@@ -167,6 +175,8 @@ class HostedRun:
         try:
             if started.run_s > 0:
                 await asyncio.sleep(started.run_s)
+            if self.counter_key:
+                await self._counter.incr_async(self.counter_key)
         except BaseException as exc:  # cancelled by the library: journal it, then let it propagate
             self.abandon(started, f"cancelled: {type(exc).__name__}")
             raise
@@ -181,10 +191,41 @@ class HostedRun:
         try:
             if started.run_s > 0:
                 time.sleep(started.run_s)
+            if self.counter_key:
+                self._counter.incr(self.counter_key)
         except BaseException as exc:  # a time limit raised into the handler: journal it, then propagate
             self.abandon(started, f"stopped: {type(exc).__name__}")
             raise
         self.finish(started)
+
+
+class _Counter:
+    """The benchmark's task body: INCR a key, with a client of this process's own (made after any fork)."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._sync: Any = None
+        self._async: Any = None
+
+    def _fresh(self) -> None:
+        if self._pid != os.getpid():
+            self._pid, self._sync, self._async = os.getpid(), None, None
+
+    def incr(self, key: str) -> None:
+        self._fresh()
+        if self._sync is None:
+            import redis  # noqa: PLC0415  benchmarks only
+
+            self._sync = redis.Redis.from_url(os.environ[URL_ENV])
+        self._sync.incr(key)
+
+    async def incr_async(self, key: str) -> None:
+        self._fresh()
+        if self._async is None:
+            import redis.asyncio  # noqa: PLC0415  benchmarks only
+
+            self._async = redis.asyncio.Redis.from_url(os.environ[URL_ENV])
+        await self._async.incr(key)
 
 
 _current: HostedRun | None = None
