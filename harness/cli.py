@@ -164,6 +164,41 @@ def search_command(queue: str, examples: int, seed: int, out_dir: Path) -> None:
     sys.exit(1 if outcome.plan is not None else 0)
 
 
+@cli.command("soak")
+@click.option("--runs", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--queues", default="taskq", show_default=True, help="Comma-separated queues that should be valid.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the draw of scenarios, seeds, durations.")
+@click.option("--min-duration", type=click.FloatRange(min=1), default=10.0, show_default=True)
+@click.option("--max-duration", type=click.FloatRange(min=1), default=60.0, show_default=True)
+@click.option("--scenarios", default="", help="Comma-separated scenarios (default: every one).")
+@click.option("--keep", is_flag=True, help="Keep the run folders of valid runs too.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports/soak"), show_default=True)
+@one_line_errors
+def soak_command(
+    runs: int, queues: str, seed: int, min_duration: float, max_duration: float, scenarios: str, keep: bool,
+    out_dir: Path,
+) -> None:  # fmt: skip
+    """Hunt false alarms: every scenario on queues that should be valid, many seeds and durations, random
+    order; every verdict that is not valid is listed with its run folder. Exit 1 if any."""
+    from harness.soak import draw_cases, soak  # noqa: PLC0415
+
+    chosen = [q.strip() for q in queues.split(",") if q.strip()]
+    for queue in chosen:
+        adapter_factory(queue)
+    named = [s.strip() for s in scenarios.split(",") if s.strip()]
+    for name in named:
+        load_scenario(name)
+    check_provider("local")
+    cases = draw_cases(runs, seed=seed, queues=chosen, scenarios=named or None,
+                       min_duration_s=min_duration, max_duration_s=max(min_duration, max_duration))  # fmt: skip
+    folder = soak(cases, out_dir, status=status_line("soak"), keep=keep)
+    summary = json.loads((folder / "soak.json").read_text())
+    counts = f"valid {summary['valid']}, invalid {summary['invalid']}, unknown {summary['unknown']}"
+    minutes = summary["elapsed_s"] / 60
+    out.print(f"soak: {summary['ran']} runs in {minutes:.1f} min: {counts}; {folder / 'soak.md'}", markup=False)
+    sys.exit(0 if summary["valid"] == summary["ran"] else 1)
+
+
 @cli.command("check")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @one_line_errors
