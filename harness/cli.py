@@ -95,7 +95,8 @@ def execute(plan: Plan, out_dir: Path, journaling: bool = True) -> None:
 @click.option("--consumers", type=click.IntRange(min=1))
 @click.option("--rate", type=click.FloatRange(min=0), help="Tasks/s offered in all; 0 = as fast as possible.")
 @click.option("--tasks", type=click.IntRange(min=1), help="A fixed number of tasks instead of rate x duration.")
-@click.option("--drain-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the drain.")
+@click.option("--drain-timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds the drain waits for the queue to get emptier (it goes on while it does).")  # fmt: skip
 @click.option(
     "--queue", "queue", default="taskq", show_default=True, help="taskq, taskq-mutant:NAME or module:factory."
 )

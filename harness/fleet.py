@@ -247,7 +247,7 @@ class ConsumerState:
         return aim == "any" or bool(self.held)
 
 
-def consumer_state(journal: Path, tail_bytes: int = 1 << 20, now_ns: int | None = None) -> ConsumerState:
+def consumer_state(journal: Path, tail_bytes: int = 1 << 18, now_ns: int | None = None) -> ConsumerState:
     """Read from the end of the consumer's journal, per logical process (one for the harness's
     consumer, one per running handler of a hosted worker): held = each one's last delivery minus
     what it has acked or failed (with a reply). A hosted handler writes its finish and the reply

@@ -32,6 +32,7 @@ class RunSettings:
     rate: float = 1000.0
     # A fixed number of tasks instead of rate x duration (deterministic plans).
     tasks: int | None = None
+    # How long the drain waits without the queue getting any emptier (harness.runner._drain).
     drain_timeout_s: float = 30.0
     persistence: str = "none"
 

@@ -412,7 +412,9 @@ class _Builder:
         value = invoke["value"]
         outcome = OPEN if completion is None else completion["type"]
         end_ns = None if completion is None else completion["time_ns"]
-        held = tuple(index.aliases.get(tid, tid) for tid in value.get("held") or ())
+        # Held when the fault began (the aim's look), and what the nemesis found once the victim stood still.
+        after = (completion.get("value") or {}).get("held") if completion is not None else None
+        held = tuple(dict.fromkeys(index.aliases.get(tid, tid) for tid in [*(value.get("held") or ()), *(after or ())]))
         durable_until_ns = value.get("durable_until_ns")
         fault = Fault(invoke["process"], str(value["kind"]), str(value.get("target") or ""), invoke["time_ns"],
                       end_ns, held, outcome, str(value.get("persistence") or ""),

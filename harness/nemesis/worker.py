@@ -68,9 +68,12 @@ async def _down_then_replace(
         if not await wait_exit(agent.alive, TERM_PATIENCE_S):
             agent.kill()
             await wait_exit(agent.alive, 5.0)
+        # Once its whole tree is dead the journal is final: what it held at the kill, exactly (the aim only
+        # saw a moment before the strike).
+        held = consumer_state(agent.journal).held if how is Agent.kill else []
         await asyncio.sleep(event.duration_s)
         replacement = ctx.fleet.replace_consumer(slot)
-        ctx.journal.record(process, OK, "fault", {"restarted": replacement.name})
+        ctx.journal.record(process, OK, "fault", {"restarted": replacement.name, **({"held": held} if held else {})})
     finally:
         ctx.busy_slots.discard(slot)
 
@@ -134,8 +137,9 @@ async def pause(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     try:
         await _start(ctx, event, agent, process)
         agent.pause()
+        held = consumer_state(agent.journal).held  # stopped: its journal stands still
         await asyncio.sleep(event.duration_s)
         agent.resume()
-        ctx.journal.record(process, OK, "fault", {})
+        ctx.journal.record(process, OK, "fault", {"held": held} if held else {})
     finally:
         ctx.busy_slots.discard(slot)
