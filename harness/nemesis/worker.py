@@ -24,6 +24,9 @@ from harness.plan import FaultEvent
 
 # How long a SIGTERMed consumer may take to shut down gracefully before it is killed.
 TERM_PATIENCE_S = 15.0
+# How long a fault waits for its victim to be where it should strike (holding tasks, settling them)
+# before it strikes anyway: on a loaded machine a restarted worker can take seconds to start reading.
+AIM_PATIENCE_S = 5.0
 
 
 def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Agent] | None:
@@ -36,13 +39,13 @@ def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Ag
     return slot, agent
 
 
-async def _aim(agent: Agent, aim: str, patience_s: float = 1.0) -> list[str]:
+async def _aim(agent: Agent, aim: str, patience_s: float = AIM_PATIENCE_S) -> list[str]:
     """Wait (briefly) until the victim is where the fault should hit; returns what it holds.
 
     A consumer spends part of its time waiting for work, and striking then proves
     nothing: "holding" waits until it holds tasks, "settling" until an ack or fail
     is in flight (where a two-step settle can be split), "failing" until a fail is.
-    After `patience_s` it strikes anyway.
+    After `patience_s` it strikes anyway (and vacuity reports a fault that hit nothing).
     """
     deadline = time.monotonic() + patience_s
     state = consumer_state(agent.journal)
