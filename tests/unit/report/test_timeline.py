@@ -1,0 +1,123 @@
+"""timeline.html: lanes, bars coloured by outcome, fault bands, anomalous tasks marked, and the cap."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+from harness.checkers.index import HistoryIndex
+from harness.report.timeline import Band, Bar, cut_between, fault_bands, operations, select
+from harness.report.timeline_html import Page, write_timeline
+from tests.unit.checkers.builder import HistoryBuilder, S
+
+
+class Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, {k: v or "" for k, v in attrs}))
+
+    def with_class(self, name: str) -> list[dict[str, str]]:
+        return [attrs for _, attrs in self.found if name in attrs.get("class", "").split()]
+
+
+def small_run() -> HistoryBuilder:
+    h = HistoryBuilder()
+    h.phase("load")
+    h.enqueue("producer-0.0", ["t1", "t2"])
+    h.deliver("consumer-0#0", [("t1", 2, 0, 1)])
+    h.kill("consumer-0", held=["t1"])
+    h.deliver("consumer-1#0", [("t1", 2, 0, 2), ("t2", 2, 0, 1)])
+    h.complete("consumer-1#0", ["t1", "t2"], refused=["t2"])
+    h.fail("consumer-1#0", [("t2", 0, "boom")], "info")
+    h.invoke("consumer-2#0", "deliver", {})  # never answered
+    h.phase("final")
+    return h
+
+
+def page(t0_ns: int, anomalous: dict[str, list[str]]) -> Page:
+    return Page(title="timeline: test", verdict="INVALID", t0_ns=t0_ns, phases={}, anomalous=anomalous,
+                stories={"t1": "explain/t1.txt"}, explain_command="harness explain run TID")  # fmt: skip
+
+
+def test_the_page_has_a_lane_per_process_bars_by_outcome_bands_and_marked_tasks(tmp_path: Path) -> None:
+    h = small_run()
+    history = h.history()
+    index = HistoryIndex.build(history)
+    bars, bands = operations(history, index), fault_bands(index)
+    assert [(b.process, b.f, b.outcome) for b in bars] == [
+        ("producer-0.0", "enqueue", "ok"), ("consumer-0#0", "deliver", "ok"), ("consumer-1#0", "deliver", "ok"),
+        ("consumer-1#0", "complete", "ok"), ("consumer-1#0", "fail", "info"), ("consumer-2#0", "deliver", "info"),
+    ]  # fmt: skip
+    assert "REFUSED t2" in bars[3].detail and "error: synthetic" in bars[4].detail
+    assert bars[5].done_ns is None and "no answer" in bars[5].detail
+    assert [b.label for b in bands] == ["kill consumer-0"]
+    name = write_timeline(tmp_path, select(bars, bands, ["t1"]), [b.invoke_ns for b in bars], bands,
+                          page(h.ops[0]["time_ns"], {"t1": ["delivery: duplicated_unexplained"]}))  # fmt: skip
+    text = (tmp_path / name).read_text()
+    html = Elements()
+    html.feed(text)
+    lanes = [attrs for tag, attrs in html.found if attrs.get("class") == "lane"]
+    assert len(lanes) == 4 and "producer-0.0</div>" in text
+    assert len(html.with_class("op")) == 6
+    assert len(html.with_class("ok")) >= 4 and len(html.with_class("open")) == 1
+    marked = [attrs for attrs in html.with_class("op") if "anomaly" in attrs["class"]]
+    assert len(marked) == 4  # both deliveries of t1, the enqueue and the completion that carried it
+    assert marked[0]["id"] == "task-t1" and 'href="#task-t1"' in text and 'href="explain/t1.txt"' in text
+    assert "anomalous: t1 (delivery: duplicated_unexplained)" in marked[1]["title"]
+    assert len(html.with_class("band")) == 2  # the key, and the kill's window
+    assert "<script" not in text and "http" not in text  # self-contained: nothing to fetch
+
+
+def bars_every(n: int, step_ns: int, tid_of: dict[int, str] | None = None) -> list[Bar]:
+    tids = tid_of or {}
+    return [
+        Bar("consumer-0#0", "deliver", "ok", k * step_ns, k * step_ns + step_ns // 2, (tids.get(k, f"x{k}"),), "")
+        for k in range(n)
+    ]
+
+
+def test_a_long_run_keeps_the_windows_around_faults_and_anomalies_and_says_what_was_cut() -> None:
+    bars = bars_every(10_000, S // 100, {5000: "bad"})  # 100 s of operations, one every 10 ms
+    bands = [Band("kill consumer-1", 20 * S, 21 * S)]
+    chosen = select(bars, bands, ["bad"], max_ops=500)
+    kept = {bar.invoke_ns // (S // 100) for bar in chosen.bars}
+    assert len(chosen.bars) <= 500 and chosen.total == 10_000
+    assert 5000 in kept and 2050 in kept  # the anomalous task's read, and a read inside the fault
+    assert 1000 not in kept and 8000 not in kept
+    assert chosen.note.startswith(f"{len(chosen.bars)} of 10000 operations: those within 0.5 s of 1 fault(s)")
+    assert "✂ marks where the rest was cut" in chosen.note
+
+
+def test_margins_shrink_until_the_windows_fit() -> None:
+    bars = bars_every(10_000, S // 100, {k: "bad" for k in range(0, 10_000, 50)})  # anomalies everywhere
+    chosen = select(bars, [], ["bad"], max_ops=1000)
+    assert len(chosen.bars) <= 1000
+    assert re.search(r"and 0\.0\d+ s of the operations", chosen.note) or "and of those the first" in chosen.note
+
+
+def test_nothing_to_centre_on_keeps_the_first_operations() -> None:
+    chosen = select(bars_every(3000, 1000), [], [], max_ops=100)
+    assert [b.invoke_ns for b in chosen.bars] == [k * 1000 for k in range(100)]
+    assert chosen.note == "the first 100 of 3000 operations (no fault, no anomaly)"
+
+
+def test_all_fit_nothing_cut() -> None:
+    bars = bars_every(10, 1000)
+    assert select(bars, [], [], max_ops=10).bars == bars and select(bars, [], [], max_ops=10).note == ""
+
+
+def test_cut_between_counts_the_operations_left_out() -> None:
+    assert cut_between([1, 2, 3, 4, 5, 6], [1, 2, 6], 2, 6) == 3
+    assert cut_between([1, 2, 3], [1, 2, 3], 1, 3) == 0
+
+
+def test_a_cut_page_marks_where(tmp_path: Path) -> None:
+    bars = bars_every(2000, S // 100, {1500: "bad"})
+    chosen = select(bars, [], ["bad"], max_ops=100)
+    write_timeline(tmp_path, chosen, [b.invoke_ns for b in bars], [], page(0, {"bad": ["x: y"]}))
+    text = (tmp_path / "timeline.html").read_text()
+    assert re.search(r"✂ 1\d{3} operation\(s\) over 1\d\.\d{3} s cut", text)
