@@ -185,6 +185,7 @@ def plot_lag(lag: Lag, series: RunSeries, path: Path, title: str) -> str:
         ax.plot(lag.t_s[slot], lag.lag_s[slot], lw=0.8, marker=".", ms=2.5, label=slot)
     _shade_faults(ax, series.faults)
     _mark_phases(ax, series.phases_s)
+    ax.set_xlim(left=0)  # the same origin as the other plots: the load phase's start
     ax.set_ylim(bottom=0)
     _finish(ax, title, "seconds since load start (read invoked)", "lag (s)")
     return _save(figure, path)

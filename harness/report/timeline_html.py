@@ -3,6 +3,8 @@ no script, nothing fetched), so it opens from the run folder or a CI artifact on
 
 Rows are events (an invoke, an answer, a fault's start or end, a phase), ROW_PX apart; a bar spans
 its operation's rows in its process's lane; hovering a bar shows the operation (the title attribute).
+A lane is one agent process: a producer (its pacer's logical threads side by side in the lane) or a
+consumer slot (its incarnations one after another, each bar naming its own).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ TIMELINE_FILE: Final = "timeline.html"
 ROW_PX: Final = 6
 CUT_PX: Final = 18
 LANE_PX: Final = 104
+SUB_LANE_MIN_PX: Final = 26  # a lane with operations side by side widens to give each this much
 GUTTER_PX: Final = 70
 LABEL_EVERY_PX: Final = 60
 OPEN_ROWS: Final = 3  # how tall a bar that never got an answer is drawn
@@ -28,6 +31,7 @@ STYLE: Final = """
 body { font-family: system-ui, sans-serif; margin: 1em; color: #222; }
 .head { max-width: 1100px; } .head p { margin: 0.3em 0; }
 .key span { display: inline-block; padding: 0 6px; margin-right: 6px; border: 1px solid #999; }
+.key .k-band { background: rgba(214, 39, 40, 0.13); } .key .k-anomaly { border: 2px solid #b00000; }
 .lanes { position: sticky; top: 0; z-index: 5; background: #fff; height: 34px; border-bottom: 1px solid #999; }
 .lane { position: absolute; top: 2px; font-size: 11px; text-align: center; overflow: hidden; white-space: nowrap; }
 .tl { position: relative; }
@@ -41,12 +45,12 @@ body { font-family: system-ui, sans-serif; margin: 1em; color: #222; }
         z-index: 1; font-size: 10px; color: #a00; text-align: right; padding-right: 4px; box-sizing: border-box; }
 .phase { position: absolute; border-top: 1px dashed #888; font-size: 10px; color: #666; z-index: 1; }
 .cut { position: absolute; background: repeating-linear-gradient(45deg, #eee, #eee 4px, #fff 4px, #fff 8px);
-       font-size: 10px; color: #555; text-align: center; z-index: 1; }
+       font-size: 10px; color: #333; z-index: 3; opacity: 0.9; padding-left: 4px; box-sizing: border-box; }
 .t { position: absolute; left: 0; width: 64px; font-size: 10px; color: #666; text-align: right; }
 """
 KEY: Final = (
     '<p class="key"><span class="ok">ok</span><span class="fail">fail</span><span class="info">info (no answer)</span>'
-    '<span class="band">fault window</span><span class="anomaly">anomalous task</span></p>'
+    '<span class="k-band">fault window</span><span class="k-anomaly">anomalous task</span></p>'
 )
 _SAFE_ID: Final = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -67,8 +71,8 @@ class Page:
 def write_timeline(folder: Path, selection: Selection, all_invokes_ns: list[int], bands: list[Band], page: Page) -> str:
     """Write timeline.html into `folder`; returns its file name."""
     layout = _Layout(selection.bars, bands, page.phases, all_invokes_ns)
-    lanes = _lanes(selection.bars)
-    width = GUTTER_PX + LANE_PX * max(1, len(lanes))
+    lanes = _Lanes(selection.bars)
+    width = lanes.width_px
     parts = [_head(page, selection, bands), _lane_header(lanes, width)]
     parts.append(f'<div class="tl" style="width:{width}px;height:{layout.height_px + ROW_PX * OPEN_ROWS}px">')
     parts += layout.gutter(page.t0_ns) + layout.cuts(width) + _bands(layout, bands, width)
@@ -133,14 +137,47 @@ class _Layout:
         ]
 
 
-def _lanes(bars: Sequence[Bar]) -> list[str]:
-    def order(process: str) -> tuple[int, str, int, int]:
-        role = 0 if process.startswith("producer") else 1 if process.startswith("consumer") else 2
-        name, _, rest = process.partition("-")
-        numbers = [int(n) for n in re.findall(r"\d+", rest)] + [0, 0]
-        return role, name, numbers[0], numbers[1]
+def lane_of(process: str) -> str:
+    """The lane of a process: "producer-0.3" -> "producer-0", "consumer-2#3" -> "consumer-2"."""
+    return process.split("#", maxsplit=1)[0].split(".", maxsplit=1)[0]
 
-    return sorted({bar.process for bar in bars}, key=order)
+
+class _Lanes:
+    """Lanes left to right (producers, consumers, others; by number), and each bar's column in its lane:
+    operations that overlap in one lane (a producer's threads, a dead incarnation's unanswered call and
+    its successor's first) go side by side."""
+
+    def __init__(self, bars: Sequence[Bar]) -> None:
+        self.names = sorted({lane_of(bar.process) for bar in bars}, key=_lane_order)
+        ends: dict[str, list[int]] = {name: [] for name in self.names}  # per lane: per column, last end
+        self.column: dict[int, int] = {}
+        for bar in sorted(bars, key=lambda b: b.invoke_ns):
+            columns = ends[lane_of(bar.process)]
+            free = next((c for c, end in enumerate(columns) if end < bar.invoke_ns), len(columns))
+            if free == len(columns):
+                columns.append(0)
+            columns[free] = bar.invoke_ns if bar.done_ns is None else bar.done_ns
+            self.column[id(bar)] = free
+        self.widths = {name: max(LANE_PX, len(ends[name]) * SUB_LANE_MIN_PX) for name in self.names}
+        self.sub_px = {name: self.widths[name] // max(1, len(ends[name])) for name in self.names}
+        self.left: dict[str, int] = {}
+        x = GUTTER_PX
+        for name in self.names:
+            self.left[name] = x
+            x += self.widths[name]
+        self.width_px = max(x, GUTTER_PX + LANE_PX)
+
+    def place(self, bar: Bar) -> tuple[int, int]:
+        """(left, width) of a bar."""
+        lane = lane_of(bar.process)
+        sub = self.sub_px[lane]
+        return self.left[lane] + self.column[id(bar)] * sub + 2, sub - 6 if sub >= LANE_PX else sub - 3
+
+
+def _lane_order(lane: str) -> tuple[int, str, int]:
+    role = 0 if lane.startswith("producer") else 1 if lane.startswith("consumer") else 2
+    name, _, number = lane.rpartition("-")
+    return (role, name, int(number)) if number.isdigit() else (role, lane, 0)
 
 
 def _head(page: Page, selection: Selection, bands: list[Band]) -> str:
@@ -166,10 +203,10 @@ def _head(page: Page, selection: Selection, bands: list[Band]) -> str:
     return '<div class="head">' + "".join(parts) + "</div>"
 
 
-def _lane_header(lanes: list[str], width: int) -> str:
+def _lane_header(lanes: _Lanes, width: int) -> str:
     names = "".join(
-        f'<div class="lane" style="left:{GUTTER_PX + n * LANE_PX}px;width:{LANE_PX - 4}px">{escape(lane)}</div>'
-        for n, lane in enumerate(lanes)
+        f'<div class="lane" style="left:{lanes.left[lane]}px;width:{lanes.widths[lane] - 4}px">{escape(lane)}</div>'
+        for lane in lanes.names
     )
     return f'<div class="lanes" style="width:{width}px">{names}</div>'
 
@@ -193,8 +230,7 @@ def _phases(layout: _Layout, phases: dict[str, int], width: int) -> list[str]:
     ]
 
 
-def _bars(layout: _Layout, bars: Sequence[Bar], lanes: list[str], page: Page) -> list[str]:
-    column = {lane: n for n, lane in enumerate(lanes)}
+def _bars(layout: _Layout, bars: Sequence[Bar], lanes: _Lanes, page: Page) -> list[str]:
     anchored: set[str] = set()
     drawn = []
     for bar in bars:
@@ -207,9 +243,9 @@ def _bars(layout: _Layout, bars: Sequence[Bar], lanes: list[str], page: Page) ->
         fresh = [tid for tid in marked if tid not in anchored]
         anchored.update(fresh)
         anchor = f' id="{_anchor(fresh[0])}"' if fresh else ""
-        left = GUTTER_PX + column[bar.process] * LANE_PX + 2
+        left, width = lanes.place(bar)
         drawn.append(
-            f'<div class="{" ".join(classes)}"{anchor} style="top:{top}px;left:{left}px;width:{LANE_PX - 6}px;'
+            f'<div class="{" ".join(classes)}"{anchor} style="top:{top}px;left:{left}px;width:{width}px;'
             f'height:{bottom - top + ROW_PX}px" title="{escape(_hover(bar, page, marked))}">'
             f"{escape(_label(bar))}</div>"
         )

@@ -61,14 +61,14 @@ def test_the_page_has_a_lane_per_process_bars_by_outcome_bands_and_marked_tasks(
     html = Elements()
     html.feed(text)
     lanes = [attrs for tag, attrs in html.found if attrs.get("class") == "lane"]
-    assert len(lanes) == 4 and "producer-0.0</div>" in text
+    assert len(lanes) == 4 and "producer-0</div>" in text and "consumer-2</div>" in text
     assert len(html.with_class("op")) == 6
     assert len(html.with_class("ok")) >= 4 and len(html.with_class("open")) == 1
     marked = [attrs for attrs in html.with_class("op") if "anomaly" in attrs["class"]]
     assert len(marked) == 4  # both deliveries of t1, the enqueue and the completion that carried it
     assert marked[0]["id"] == "task-t1" and 'href="#task-t1"' in text and 'href="explain/t1.txt"' in text
     assert "anomalous: t1 (delivery: duplicated_unexplained)" in marked[1]["title"]
-    assert len(html.with_class("band")) == 2  # the key, and the kill's window
+    assert len(html.with_class("band")) == 1  # the kill's window
     assert "<script" not in text and "http" not in text  # self-contained: nothing to fetch
 
 
@@ -121,3 +121,23 @@ def test_a_cut_page_marks_where(tmp_path: Path) -> None:
     write_timeline(tmp_path, chosen, [b.invoke_ns for b in bars], [], page(0, {"bad": ["x: y"]}))
     text = (tmp_path / "timeline.html").read_text()
     assert re.search(r"✂ 1\d{3} operation\(s\) over 1\d\.\d{3} s cut", text)
+
+
+def test_a_producers_threads_share_its_lane_side_by_side_and_a_slots_incarnations_follow_each_other(
+    tmp_path: Path,
+) -> None:
+    bars = [
+        Bar("producer-0.0", "enqueue", "ok", 10, 30, ("a",), ""),
+        Bar("producer-0.1", "enqueue", "ok", 20, 40, ("b",), ""),  # overlaps the first: a second column
+        Bar("producer-0.2", "enqueue", "ok", 50, 60, ("c",), ""),  # after both: the first column again
+        Bar("consumer-0#1", "deliver", "info", 15, None, (), ""),
+        Bar("consumer-0#2", "deliver", "ok", 45, 55, ("a",), ""),
+    ]
+    write_timeline(tmp_path, select(bars, [], []), [b.invoke_ns for b in bars], [], page(0, {}))
+    html = Elements()
+    html.feed((tmp_path / "timeline.html").read_text())
+    lanes = [attrs["style"] for tag, attrs in html.found if attrs.get("class") == "lane"]
+    assert len(lanes) == 2
+    lefts = [int(re.search(r"left:(\d+)px", attrs["style"]).group(1)) for attrs in html.with_class("op")]  # type: ignore[union-attr]
+    assert lefts[0] == lefts[2] < lefts[1]  # producer columns: a and c share one, b sits beside
+    assert lefts[3] == lefts[4] > lefts[1]  # one consumer lane for both incarnations
