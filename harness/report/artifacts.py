@@ -14,7 +14,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from harness.checkers.base import validity_label
-from harness.checkers.index import HistoryIndex
+from harness.checkers.index import HistoryIndex, paused_gc
 from harness.history import Op
 from harness.report.explain import Trail, anomaly_tids, command, naming, write_stories
 from harness.report.html import write_html
@@ -22,7 +22,7 @@ from harness.report.latency import LATENCIES, TaskTimes
 from harness.report.markdown import write_report
 from harness.report.progress import Lag, Unseen, load_start_ns, realtime_lag, unseen_over_time
 from harness.report.series import RunSeries, run_series
-from harness.report.timeline import fault_bands, operations, select
+from harness.report.timeline import Selection, bars, fault_bands, select, spans, task_times
 from harness.report.timeline_html import Page, write_timeline
 
 HISTOGRAMS_FILE = "histograms.json"
@@ -63,8 +63,10 @@ def write_artifacts(
     latency = {k: h for k, h in histograms.items() if k in LATENCIES}
     save_histograms(folder, latency, verdict.get("latency_source", "history"))
     index = HistoryIndex.build(history) if journaled else None
-    trail, trail_problem = _trail(folder, verdict, history, index) if index is not None else (None, None)
-    progress = _progress(folder, history, index) if index is not None else None
+    # Millions of small tuples and no cycles: the collector would walk the whole history again and again.
+    with paused_gc():
+        trail, trail_problem = _trail(folder, verdict, history, index) if index is not None else (None, None)
+        progress = _progress(folder, history, index) if index is not None else None
     plots, problem = _plots(folder, series, latency, label, journaled=journaled, progress=progress)
     problem = "; ".join(p for p in (problem, trail_problem) if p) or None
     if trail is not None:
@@ -106,7 +108,9 @@ def _trail(
     try:
         anomalous = anomalous_tasks(verdict, index)
         stories = write_stories(folder, index, history, anomalous, verdict)
-        bars, bands = operations(history, index), fault_bands(index)
+        operations, bands = spans(history), fault_bands(index)
+        chosen = select(operations, bands, task_times(index, anomalous), tasks=len(anomalous))
+        drawn = Selection(kept=bars(chosen.kept, index), total=chosen.total, windows=chosen.windows, note=chosen.note)
         page = Page(
             title=f"timeline: {run_label(verdict)}",
             verdict=validity_label(verdict.get("valid")),
@@ -116,7 +120,7 @@ def _trail(
             stories=stories,
             explain_command=command(folder, "TID"),
         )
-        timeline = write_timeline(folder, select(bars, bands, anomalous), [b.invoke_ns for b in bars], bands, page)
+        timeline = write_timeline(folder, drawn, [op.invoke_ns for op in operations], bands, page)
         return Trail(folder=str(folder), stories=stories, timeline=timeline), None
     except Exception as exc:  # the trail is never worth the verdict
         (folder / "trail-error.txt").write_text(traceback.format_exc())

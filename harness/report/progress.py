@@ -27,7 +27,7 @@ from typing import Final
 import numpy as np
 
 from harness.checkers.index import HistoryIndex
-from harness.history import INVOKE, OK, Op, pair_operations
+from harness.history import INVOKE, OK, Op
 
 UNSEEN_STATES: Final = ("ready", "held", "delayed")
 SAMPLES: Final = 400
@@ -80,8 +80,16 @@ def unseen_over_time(index: HistoryIndex, t0_ns: int, *, samples: int = SAMPLES)
 
 
 def _task_events(index: HistoryIndex, tid: str, ok_ns: int) -> list[tuple[int, str]]:
-    events = [(ok_ns, "ready")]
-    events += [(d.ok_ns, "held") for d in index.deliveries.get(tid, ())]
+    deliveries, completions = index.deliveries.get(tid, ()), index.completions.get(tid, ())
+    if len(deliveries) == 1 and tid not in index.failures and len(completions) == 1:
+        # Most tasks of a run: delivered once, completed once, never failed (no sort needed).
+        done = completions[0]
+        held = deliveries[0].ok_ns
+        if done.outcome == OK and done.done_ns and ok_ns <= held <= done.done_ns:
+            return [(ok_ns, "ready"), (held, "held"), (done.done_ns, _DONE)]
+    events = [(d.ok_ns, "held") for d in deliveries]
+    if not deliveries or deliveries[0].ok_ns >= ok_ns:  # a blocking read may answer before the enqueue does
+        events.append((ok_ns, "ready"))
     events += [(c.done_ns, _DONE) for c in index.completions.get(tid, ()) if c.outcome == OK and c.done_ns]
     for failure in index.failures.get(tid, ()):
         if failure.done_ns is not None and failure.outcome in ("retried", "dead"):
@@ -106,10 +114,10 @@ def _walk(events: list[tuple[int, str]], starts: dict[str, list[int]], ends: dic
 
 def realtime_lag(index: HistoryIndex, history: list[Op], t0_ns: int) -> Lag:
     """Jepsen's realtime lag of every read, per consumer slot (see the module docstring)."""
-    streams = _streams(index, history)
+    streams = _streams(index)
     positions: dict[str, dict[int, int]] = {}  # process -> prio -> newest position seen
     lag = Lag()
-    for read_invoke_ns, process, returned, tasks in _reads(history, streams):
+    for read_invoke_ns, process, returned, tasks in _reads(index, history, streams):
         seen = positions.setdefault(process, {})
         if returned:
             for prio, position in tasks:
@@ -131,46 +139,58 @@ def realtime_lag(index: HistoryIndex, history: list[Op], t0_ns: int) -> Lag:
 Streams = dict[int, tuple[list[int], dict[str, int]]]
 
 
-def _streams(index: HistoryIndex, history: list[Op]) -> Streams:
+def _streams(index: HistoryIndex) -> Streams:
     """Per priority: enqueue-ok times in stream order, and each task's position in it.
 
-    Stream order is approximated by the enqueue's answer time, then by journal order (a batch's
-    tasks go in as listed): the index keeps the first, the raw history the second.
+    Stream order is approximated by the enqueue's answer time, then by the order the index met the
+    tasks (a batch's tasks as listed): a stable sort of index.enqueues, which is in that order.
     """
-    order: dict[str, int] = {}
-    for op in history:
-        if op["f"] == "enqueue" and op["type"] == INVOKE:
-            for task in op["value"]["tasks"]:
-                order.setdefault(task[0], len(order))
-    keyed: dict[int, list[tuple[int, int, str]]] = {}
+    keyed: dict[int, list[tuple[int, str]]] = {}
     for tid, enqueue in index.enqueues.items():
         if enqueue.ok_ns is not None:
-            keyed.setdefault(enqueue.prio, []).append((enqueue.ok_ns, order.get(tid, 0), tid))
+            keyed.setdefault(enqueue.prio, []).append((enqueue.ok_ns, tid))
     streams = {}
     for prio, rows in keyed.items():
-        rows.sort()
-        streams[prio] = ([row[0] for row in rows], {row[2]: n for n, row in enumerate(rows)})
+        rows.sort(key=lambda row: row[0])
+        streams[prio] = ([row[0] for row in rows], {row[1]: n for n, row in enumerate(rows)})
     return streams
 
 
-def _reads(history: list[Op], streams: Streams) -> list[tuple[int, str, bool, list[tuple[int, int]]]]:
-    """Every read answered ok, in invoke order: (invoke_ns, process, returned any task, [(prio, position), ...]).
+def _reads(
+    index: HistoryIndex, history: list[Op], streams: Streams
+) -> list[tuple[int, str, bool, list[tuple[int, int]]]]:
+    """Every read answered ok, by invoke time: (invoke_ns, process, returned any task, [(prio, position), ...]).
 
-    From the raw history, not index.reads: the index keeps only reads that returned tasks, and an
-    empty read is what says a consumer had caught up.
+    Reads that returned tasks come from the index; the empty ones (which the index does not keep, and
+    which say a consumer had caught up) from one pass over the history's deliver records.
     """
     reads = []
-    for invoke, done in pair_operations(history):
-        if invoke["f"] != "deliver" or invoke["type"] != INVOKE or done is None or done["type"] != OK:
-            continue
+    for read in index.reads:
         seen = []
-        entries = (done.get("value") or {}).get("tasks") or ()
-        for entry in entries:
-            if entry[2] != 0 or entry[3] != 1:
-                continue  # a retry or a reclaimed delivery: not read from the stream's tail, says nothing of it
-            tid, prio = (entry[4] if len(entry) > 4 else entry[0]), entry[1]
-            position = streams.get(prio, ([], {}))[1].get(tid)
-            if position is not None:
-                seen.append((prio, position))
-        reads.append((invoke["time_ns"], invoke["process"], bool(entries), seen))
+        for delivery in read.tasks:
+            if delivery.attempt == 0 and delivery.deliveries == 1:  # a retry or a reclaim is not the tail
+                position = streams.get(delivery.prio, ([], {}))[1].get(delivery.tid)
+                if position is not None:
+                    seen.append((delivery.prio, position))
+        reads.append((read.invoke_ns, read.process, True, seen))
+    reads += [(invoke_ns, process, False, []) for invoke_ns, process in _empty_reads(history)]
+    reads.sort(key=lambda read: read[0])
     return reads
+
+
+def _empty_reads(history: list[Op]) -> list[tuple[int, str]]:
+    """(invoke_ns, process) of every deliver answered ok with nothing."""
+    invoked: dict[str, int] = {}
+    empty = []
+    for op in history:
+        if op["f"] != "deliver":
+            continue
+        if op["type"] == INVOKE:
+            invoked[op["process"]] = op["time_ns"]
+        elif op["type"] == OK and not (op["value"] or {}).get("tasks"):
+            invoke_ns = invoked.pop(op["process"], None)
+            if invoke_ns is not None:
+                empty.append((invoke_ns, op["process"]))
+        else:
+            invoked.pop(op["process"], None)
+    return empty

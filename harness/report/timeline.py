@@ -15,10 +15,10 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Generic, NamedTuple, Protocol, TypeVar
 
 from harness.checkers.index import HistoryIndex
-from harness.history import INVOKE, Op, pair_operations
+from harness.history import INVOKE, Op
 
 MAX_OPS: Final = 2500
 FAULT_MARGIN_S: Final = 0.5
@@ -27,9 +27,18 @@ _NOT_LANES: Final = ("runner", "nemesis")
 _NOT_OPERATIONS: Final = frozenset({"fault", "phase", "depth", "final", "exit"})
 
 
+class Span(NamedTuple):
+    """One agent operation as the selection sees it: its times, and its records for drawing it later."""
+
+    invoke_ns: int
+    done_ns: int | None
+    invoke: Op
+    done: Op | None
+
+
 @dataclass(frozen=True, slots=True)
 class Bar:
-    """One operation of one process."""
+    """One operation of one process, as drawn."""
 
     process: str
     f: str
@@ -47,22 +56,50 @@ class Band:
     end_ns: int
 
 
+class _Timed(Protocol):
+    @property
+    def invoke_ns(self) -> int: ...
+    @property
+    def done_ns(self) -> int | None: ...
+
+
+T = TypeVar("T", bound=_Timed)
+
+
 @dataclass(slots=True)
-class Selection:
+class Selection(Generic[T]):
     """The operations to draw, and what was left out."""
 
-    bars: list[Bar]
+    kept: list[T]
     total: int
     windows: list[tuple[int, int]] = field(default_factory=list)  # kept time ranges, when cut
     note: str = ""  # what was cut, for the page
 
 
-def operations(history: list[Op], index: HistoryIndex) -> list[Bar]:
-    """Every agent operation with an invoke, in invoke order."""
-    bars = []
-    for invoke, done in pair_operations(history):
-        if invoke["type"] != INVOKE or invoke["f"] in _NOT_OPERATIONS or invoke["process"].startswith(_NOT_LANES):
+def spans(history: list[Op]) -> list[Span]:
+    """Every agent operation with an invoke, in invoke order (one pass; an invoke its process never
+    answered, because it died or invoked again, has no answer)."""
+    found: list[Span] = []
+    open_at: dict[str, int] = {}  # process -> position in `found` of its unanswered invoke
+    for op in history:
+        process = op["process"]
+        if op["f"] in _NOT_OPERATIONS or process.startswith(_NOT_LANES):
             continue
+        if op["type"] == INVOKE:
+            open_at[process] = len(found)
+            found.append(Span(op["time_ns"], None, op, None))
+            continue
+        at = open_at.pop(process, None)
+        if at is not None and found[at].invoke["f"] == op["f"]:
+            found[at] = found[at]._replace(done_ns=op["time_ns"], done=op)
+    return found
+
+
+def bars(kept: Iterable[Span], index: HistoryIndex) -> list[Bar]:
+    """The drawn form of the operations kept: who, what, outcome, the tasks they carried, a one-line account."""
+    drawn = []
+    for span in kept:
+        invoke, done = span.invoke, span.done
         tids, detail = _describe(invoke, done, index.aliases)
         outcome = "info" if done is None else str(done["type"])
         error = ((done or {}).get("value") or {}).get("error") if outcome != "ok" else None
@@ -70,18 +107,10 @@ def operations(history: list[Op], index: HistoryIndex) -> list[Bar]:
             detail += f"; error: {str(error)[:200]}"
         elif done is None:
             detail += "; no answer: its process died, or never heard back"
-        bars.append(
-            Bar(
-                invoke["process"],
-                str(invoke["f"]),
-                outcome,
-                invoke["time_ns"],
-                None if done is None else done["time_ns"],
-                tuple(tids),
-                detail,
-            )
+        drawn.append(
+            Bar(invoke["process"], str(invoke["f"]), outcome, span.invoke_ns, span.done_ns, tuple(tids), detail)
         )
-    return bars
+    return drawn
 
 
 def fault_bands(index: HistoryIndex) -> list[Band]:
@@ -95,12 +124,26 @@ def fault_bands(index: HistoryIndex) -> list[Band]:
     ]
 
 
-def select(bars: list[Bar], bands: list[Band], anomalous: Iterable[str], *, max_ops: int = MAX_OPS) -> Selection:
-    """All the bars when they fit; else the windows around faults and anomalous tasks' operations."""
-    if len(bars) <= max_ops:
-        return Selection(bars=bars, total=len(bars))
-    marked = set(anomalous)
-    anomaly_times = sorted(t for bar in bars if marked.intersection(bar.tids) for t in _ends(bar))
+def task_times(index: HistoryIndex, tids: Iterable[str]) -> list[int]:
+    """When anything happened to these tasks (enqueue, deliveries, completions, failures), from the index."""
+    times: list[int] = []
+    for tid in tids:
+        enqueue = index.enqueues.get(tid)
+        if enqueue is not None:
+            times += [enqueue.invoke_ns] + ([enqueue.ok_ns] if enqueue.ok_ns else [])
+        times += [d.ok_ns for d in index.deliveries.get(tid, ())]
+        times += [c.invoke_ns for c in index.completions.get(tid, ())]
+        times += [f.invoke_ns for f in index.failures.get(tid, ())]
+    return sorted(times)
+
+
+def select(
+    operations: list[T], bands: list[Band], anomaly_times: list[int], *, tasks: int = 0, max_ops: int = MAX_OPS
+) -> Selection[T]:
+    """All the operations when they fit; else those around faults and around the anomalous tasks' events
+    (`anomaly_times`, of `tasks` tasks), margins halved until they fit."""
+    if len(operations) <= max_ops:
+        return Selection(kept=operations, total=len(operations))
     fault_margin, anomaly_margin = FAULT_MARGIN_S, ANOMALY_MARGIN_S
     while True:
         windows = _merge(
@@ -108,21 +151,21 @@ def select(bars: list[Bar], bands: list[Band], anomalous: Iterable[str], *, max_
             + [(t - _ns(anomaly_margin), t + _ns(anomaly_margin)) for t in anomaly_times]
         )
         if not windows:
-            kept = bars[:max_ops]
-            note = f"the first {len(kept)} of {len(bars)} operations (no fault, no anomaly)"
-            return Selection(bars=kept, total=len(bars), windows=[(kept[0].invoke_ns, _end(kept[-1]))], note=note)
-        kept = [bar for bar in bars if _overlaps(bar, windows)]
+            kept = operations[:max_ops]
+            note = f"the first {len(kept)} of {len(operations)} operations (no fault, no anomaly)"
+            return Selection(kept=kept, total=len(operations), windows=[(kept[0].invoke_ns, _end(kept[-1]))], note=note)
+        kept = [op for op in operations if _overlaps(op, windows)]
         if len(kept) <= max_ops or fault_margin < 0.005:
             break
         fault_margin, anomaly_margin = fault_margin / 2, anomaly_margin / 2
     note = (
-        f"{min(len(kept), max_ops)} of {len(bars)} operations: those within {fault_margin:g} s of {len(bands)} "
-        f"fault(s) and {anomaly_margin:g} s of the operations of {len(marked)} anomalous task(s)"
+        f"{min(len(kept), max_ops)} of {len(operations)} operations: those within {fault_margin:g} s of {len(bands)} "
+        f"fault(s) and {anomaly_margin:g} s of the operations of {tasks} anomalous task(s)"
     )
     if len(kept) > max_ops:
         note += f", and of those the first {max_ops}"
         kept = kept[:max_ops]
-    return Selection(bars=kept, total=len(bars), windows=windows, note=note + "; ✂ marks where the rest was cut")
+    return Selection(kept=kept, total=len(operations), windows=windows, note=note + "; ✂ marks where the rest was cut")
 
 
 def cut_between(all_invokes_ns: list[int], kept_invokes_ns: list[int], after_ns: int, before_ns: int) -> int:
@@ -136,18 +179,14 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
-def _end(bar: Bar) -> int:
-    return bar.invoke_ns if bar.done_ns is None else bar.done_ns
+def _end(op: _Timed) -> int:
+    return op.invoke_ns if op.done_ns is None else op.done_ns
 
 
-def _ends(bar: Bar) -> tuple[int, int]:
-    return bar.invoke_ns, _end(bar)
-
-
-def _overlaps(bar: Bar, windows: list[tuple[int, int]]) -> bool:
+def _overlaps(op: _Timed, windows: list[tuple[int, int]]) -> bool:
     """Whether [invoke, answer] meets a window (windows sorted and disjoint)."""
-    at = bisect_right(windows, (_end(bar), float("inf"))) - 1
-    return at >= 0 and windows[at][1] >= bar.invoke_ns
+    at = bisect_right(windows, (_end(op), float("inf"))) - 1
+    return at >= 0 and windows[at][1] >= op.invoke_ns
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

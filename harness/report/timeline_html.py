@@ -68,16 +68,18 @@ class Page:
     explain_command: str  # with {tid} in place of the task
 
 
-def write_timeline(folder: Path, selection: Selection, all_invokes_ns: list[int], bands: list[Band], page: Page) -> str:
+def write_timeline(
+    folder: Path, selection: Selection[Bar], all_invokes_ns: list[int], bands: list[Band], page: Page
+) -> str:
     """Write timeline.html into `folder`; returns its file name."""
-    layout = _Layout(selection.bars, bands, page.phases, all_invokes_ns)
-    lanes = _Lanes(selection.bars)
+    layout = _Layout(selection.kept, bands, page.phases, all_invokes_ns)
+    lanes = _Lanes(selection.kept)
     width = lanes.width_px
     parts = [_head(page, selection, bands), _lane_header(lanes, width)]
     parts.append(f'<div class="tl" style="width:{width}px;height:{layout.height_px + ROW_PX * OPEN_ROWS}px">')
     parts += layout.gutter(page.t0_ns) + layout.cuts(width) + _bands(layout, bands, width)
     parts += _phases(layout, page.phases, width)
-    parts += _bars(layout, selection.bars, lanes, page)
+    parts += _bars(layout, selection.kept, lanes, page)
     parts.append("</div>")
     body = "\n".join(parts)
     html = (
@@ -180,7 +182,7 @@ def _lane_order(lane: str) -> tuple[int, str, int]:
     return (role, name, int(number)) if number.isdigit() else (role, lane, 0)
 
 
-def _head(page: Page, selection: Selection, bands: list[Band]) -> str:
+def _head(page: Page, selection: Selection[Bar], bands: list[Band]) -> str:
     shown = f"all {selection.total} operations" if not selection.note else selection.note
     parts = [
         f"<h1>{escape(page.title)}</h1>",

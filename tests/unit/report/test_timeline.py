@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from harness.checkers.index import HistoryIndex
-from harness.report.timeline import Band, Bar, cut_between, fault_bands, operations, select
+from harness.report.timeline import Band, Bar, bars, cut_between, fault_bands, select, spans, task_times
 from harness.report.timeline_html import Page, write_timeline
 from tests.unit.checkers.builder import HistoryBuilder, S
 
@@ -47,16 +47,21 @@ def test_the_page_has_a_lane_per_process_bars_by_outcome_bands_and_marked_tasks(
     h = small_run()
     history = h.history()
     index = HistoryIndex.build(history)
-    bars, bands = operations(history, index), fault_bands(index)
-    assert [(b.process, b.f, b.outcome) for b in bars] == [
+    operations, bands = spans(history), fault_bands(index)
+    drawn = bars(operations, index)
+    assert [(b.process, b.f, b.outcome) for b in drawn] == [
         ("producer-0.0", "enqueue", "ok"), ("consumer-0#0", "deliver", "ok"), ("consumer-1#0", "deliver", "ok"),
         ("consumer-1#0", "complete", "ok"), ("consumer-1#0", "fail", "info"), ("consumer-2#0", "deliver", "info"),
     ]  # fmt: skip
-    assert "REFUSED t2" in bars[3].detail and "error: synthetic" in bars[4].detail
-    assert bars[5].done_ns is None and "no answer" in bars[5].detail
+    assert "REFUSED t2" in drawn[3].detail and "error: synthetic" in drawn[4].detail
+    assert drawn[5].done_ns is None and "no answer" in drawn[5].detail
     assert [b.label for b in bands] == ["kill consumer-0"]
-    name = write_timeline(tmp_path, select(bars, bands, ["t1"]), [b.invoke_ns for b in bars], bands,
-                          page(h.ops[0]["time_ns"], {"t1": ["delivery: duplicated_unexplained"]}))  # fmt: skip
+    # t1's events: its enqueue's invoke and answer, its two deliveries' answers, the completion's invoke.
+    assert task_times(index, ["t1"]) == [drawn[0].invoke_ns, drawn[0].done_ns, drawn[1].done_ns, drawn[2].done_ns,
+                                         drawn[3].invoke_ns]  # fmt: skip
+    chosen = select(drawn, bands, task_times(index, ["t1"]))
+    marked = page(h.ops[0]["time_ns"], {"t1": ["delivery: duplicated_unexplained"]})
+    name = write_timeline(tmp_path, chosen, [b.invoke_ns for b in drawn], bands, marked)
     text = (tmp_path / name).read_text()
     html = Elements()
     html.feed(text)
@@ -80,34 +85,38 @@ def bars_every(n: int, step_ns: int, tid_of: dict[int, str] | None = None) -> li
     ]
 
 
+def times_of(drawn: list[Bar], tid: str) -> list[int]:
+    return sorted(t for b in drawn if tid in b.tids for t in (b.invoke_ns, b.done_ns) if t is not None)
+
+
 def test_a_long_run_keeps_the_windows_around_faults_and_anomalies_and_says_what_was_cut() -> None:
     bars = bars_every(10_000, S // 100, {5000: "bad"})  # 100 s of operations, one every 10 ms
     bands = [Band("kill consumer-1", 20 * S, 21 * S)]
-    chosen = select(bars, bands, ["bad"], max_ops=500)
-    kept = {bar.invoke_ns // (S // 100) for bar in chosen.bars}
-    assert len(chosen.bars) <= 500 and chosen.total == 10_000
+    chosen = select(bars, bands, times_of(bars, "bad"), tasks=1, max_ops=500)
+    kept = {bar.invoke_ns // (S // 100) for bar in chosen.kept}
+    assert len(chosen.kept) <= 500 and chosen.total == 10_000
     assert 5000 in kept and 2050 in kept  # the anomalous task's read, and a read inside the fault
     assert 1000 not in kept and 8000 not in kept
-    assert chosen.note.startswith(f"{len(chosen.bars)} of 10000 operations: those within 0.5 s of 1 fault(s)")
+    assert chosen.note.startswith(f"{len(chosen.kept)} of 10000 operations: those within 0.5 s of 1 fault(s)")
     assert "✂ marks where the rest was cut" in chosen.note
 
 
 def test_margins_shrink_until_the_windows_fit() -> None:
     bars = bars_every(10_000, S // 100, {k: "bad" for k in range(0, 10_000, 50)})  # anomalies everywhere
-    chosen = select(bars, [], ["bad"], max_ops=1000)
-    assert len(chosen.bars) <= 1000
+    chosen = select(bars, [], times_of(bars, "bad"), tasks=1, max_ops=1000)
+    assert len(chosen.kept) <= 1000
     assert re.search(r"and 0\.0\d+ s of the operations", chosen.note) or "and of those the first" in chosen.note
 
 
 def test_nothing_to_centre_on_keeps_the_first_operations() -> None:
     chosen = select(bars_every(3000, 1000), [], [], max_ops=100)
-    assert [b.invoke_ns for b in chosen.bars] == [k * 1000 for k in range(100)]
+    assert [b.invoke_ns for b in chosen.kept] == [k * 1000 for k in range(100)]
     assert chosen.note == "the first 100 of 3000 operations (no fault, no anomaly)"
 
 
 def test_all_fit_nothing_cut() -> None:
     bars = bars_every(10, 1000)
-    assert select(bars, [], [], max_ops=10).bars == bars and select(bars, [], [], max_ops=10).note == ""
+    assert select(bars, [], [], max_ops=10).kept == bars and select(bars, [], [], max_ops=10).note == ""
 
 
 def test_cut_between_counts_the_operations_left_out() -> None:
@@ -117,7 +126,7 @@ def test_cut_between_counts_the_operations_left_out() -> None:
 
 def test_a_cut_page_marks_where(tmp_path: Path) -> None:
     bars = bars_every(2000, S // 100, {1500: "bad"})
-    chosen = select(bars, [], ["bad"], max_ops=100)
+    chosen = select(bars, [], times_of(bars, "bad"), max_ops=100)
     write_timeline(tmp_path, chosen, [b.invoke_ns for b in bars], [], page(0, {"bad": ["x: y"]}))
     text = (tmp_path / "timeline.html").read_text()
     assert re.search(r"✂ 1\d{3} operation\(s\) over 1\d\.\d{3} s cut", text)
