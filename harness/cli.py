@@ -181,7 +181,7 @@ def explain_command(run_dir: Path, tid: str) -> None:
     """One task's life in RUN_DIR: enqueue, deliveries, faults on its holders, completions, final state."""
     from harness.report.explain import explain  # noqa: PLC0415 - only this command needs it
 
-    out.print(explain(run_dir, tid), markup=False, end="")
+    click.echo(explain(run_dir, tid), nl=False)  # plain text, never wrapped: it is read and diffed
 
 
 @cli.command("list")
