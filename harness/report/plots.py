@@ -39,6 +39,8 @@ LATENCY_NAMES = {
 }
 RUN_PLOTS = ("throughput.png", "latency.png", "percentiles.png", "depth.png", "unseen.png", "lag.png")
 UNSEEN_COLORS = {"ready": "#1f77b4", "held": "#ff7f0e", "delayed": "#9467bd"}
+UNSEEN_LABELS = {"ready": "ready (not delivered yet)", "held": "held (delivered, not settled)",
+                 "delayed": "delayed (failed, retry due)"}  # fmt: skip
 
 
 def _figure() -> tuple[Figure, Axes]:
@@ -169,7 +171,8 @@ def plot_depth(runs: Sequence[RunSeries], path: Path, title: str) -> str:
 def plot_unseen(unseen: Unseen, series: RunSeries, path: Path, title: str) -> str:
     """Stacked: tasks enqueued ok and not yet completed, by where they were."""
     figure, ax = _figure()
-    ax.stackplot(unseen.t_s, *(unseen.counts[state] for state in UNSEEN_STATES), labels=UNSEEN_STATES,
+    labels = [UNSEEN_LABELS[state] for state in UNSEEN_STATES]
+    ax.stackplot(unseen.t_s, *(unseen.counts[state] for state in UNSEEN_STATES), labels=labels,
                  colors=[UNSEEN_COLORS[state] for state in UNSEEN_STATES], alpha=0.8, lw=0)  # fmt: skip
     _shade_faults(ax, series.faults)
     _mark_phases(ax, series.phases_s)
