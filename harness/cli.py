@@ -214,6 +214,17 @@ def check_command(run_dir: Path) -> None:
     sys.exit(EXIT[result.valid])
 
 
+@cli.command("explain")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("tid")
+@one_line_errors
+def explain_command(run_dir: Path, tid: str) -> None:
+    """One task's life in RUN_DIR: enqueue, deliveries, faults on its holders, completions, final state."""
+    from harness.report.explain import explain  # noqa: PLC0415 - only this command needs it
+
+    click.echo(explain(run_dir, tid), nl=False)  # plain text, never wrapped: it is read and diffed
+
+
 @cli.command("list")
 def list_command() -> None:
     """Scenarios and queues you can run."""
