@@ -91,12 +91,13 @@ KEYS: dict[str, dict[str, Key]] = {
     "workload": {
         "priorities": Key(shares(), bad_shares), "task_ms_mean": not_negative(), "task_ms_max": not_negative(),
         "failure_probability": probability(), "poison_fraction": probability(), "max_retries": at_least(0, 10),
-        "enqueue_batch": at_least(1, 100), "read_count": at_least(1, 100),
+        "enqueue_batch": at_least(1, 100), "read_count": at_least(1, 100), "concurrency": at_least(1, 100),
     },
     "queue": {
         "pending_timeout_s": positive_s(), "retry_base_delay_s": not_negative(), "retry_max_delay_s": not_negative(),
         "delivery_cap": at_least(1, 20),
         "block_ms": Key(st.integers(0, 4999), st.integers(max_value=-1) | st.integers(min_value=5000)),
+        "shutdown_timeout_s": not_negative(),
     },
     "expect": {
         "max_lost": at_least(0), "max_unexplained_duplicates": at_least(0), "max_unexpected": at_least(0),
