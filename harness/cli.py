@@ -18,6 +18,8 @@ from harness.checkers.base import validity_label
 from harness.console import err, one_line_errors, out, status_line
 from harness.errors import HarnessError
 from harness.history import read_history
+from harness.peers import PEERS, installed_versions, peer_variants
+from harness.peers.environments import environment_of, install, run_in_peer_environment
 from harness.perf_cli import COMMANDS as PERF_COMMANDS
 from harness.plan import Plan, make_plan
 from harness.providers import check_provider
@@ -93,7 +95,8 @@ def execute(plan: Plan, out_dir: Path, journaling: bool = True) -> None:
 @click.option("--consumers", type=click.IntRange(min=1))
 @click.option("--rate", type=click.FloatRange(min=0), help="Tasks/s offered in all; 0 = as fast as possible.")
 @click.option("--tasks", type=click.IntRange(min=1), help="A fixed number of tasks instead of rate x duration.")
-@click.option("--drain-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the drain.")
+@click.option("--drain-timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds the drain waits for the queue to get emptier (it goes on while it does).")  # fmt: skip
 @click.option(
     "--queue", "queue", default="taskq", show_default=True, help="taskq, taskq-mutant:NAME or module:factory."
 )
@@ -110,6 +113,7 @@ def run_command(
     no_journal: bool,
 ) -> None:  # fmt: skip
     """Run SCENARIO (a name from `harness list`, or a .toml path) and judge it."""
+    run_in_peer_environment(queue)
     chosen = load_scenario(scenario).with_run(
         duration_s=duration, producers=producers, consumers=consumers, rate=rate, tasks=tasks,
         drain_timeout_s=drain_timeout,
@@ -131,6 +135,7 @@ def replay_command(run: Path, out_dir: Path, redis: str | None) -> None:
     """Run a plan again (a run folder, or a plan file from `harness search`): same scenario,
     seed, faults and queue, on a new queue name."""
     plan = Plan.load(run / "plan.json" if run.is_dir() else run)
+    run_in_peer_environment(plan.queue)
     if redis is None and REDACTED in plan.redis:
         raise HarnessError(
             f"the plan's Redis URL {plan.redis} had its password removed when it was saved: "
@@ -152,11 +157,47 @@ def search_command(queue: str, examples: int, seed: int, out_dir: Path) -> None:
     """Generate small fault plans until one makes QUEUE invalid; shrink it to a replayable plan file."""
     from harness.search import search  # noqa: PLC0415 - Hypothesis loads only for this command
 
+    run_in_peer_environment(queue)
     adapter_factory(queue)
     check_provider("local")
     outcome = search(queue, max_examples=examples, out=out_dir, seed=seed, status=status_line("search"))
     out.print(outcome.summary())
     sys.exit(1 if outcome.plan is not None else 0)
+
+
+@cli.command("soak")
+@click.option("--runs", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--queues", default="taskq", show_default=True, help="Comma-separated queues that should be valid.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the draw of scenarios, seeds, durations.")
+@click.option("--min-duration", type=click.FloatRange(min=1), default=10.0, show_default=True)
+@click.option("--max-duration", type=click.FloatRange(min=1), default=60.0, show_default=True)
+@click.option("--scenarios", default="", help="Comma-separated scenarios (default: every one).")
+@click.option("--keep", is_flag=True, help="Keep the run folders of valid runs too.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports/soak"), show_default=True)
+@one_line_errors
+def soak_command(
+    runs: int, queues: str, seed: int, min_duration: float, max_duration: float, scenarios: str, keep: bool,
+    out_dir: Path,
+) -> None:  # fmt: skip
+    """Hunt false alarms: every scenario on queues that should be valid, many seeds and durations, random
+    order; every verdict that is not valid is listed with its run folder. Exit 1 if any."""
+    from harness.soak import draw_cases, soak  # noqa: PLC0415
+
+    chosen = [q.strip() for q in queues.split(",") if q.strip()]
+    for queue in chosen:
+        adapter_factory(queue)
+    named = [s.strip() for s in scenarios.split(",") if s.strip()]
+    for name in named:
+        load_scenario(name)
+    check_provider("local")
+    cases = draw_cases(runs, seed=seed, queues=chosen, scenarios=named or None,
+                       min_duration_s=min_duration, max_duration_s=max(min_duration, max_duration))  # fmt: skip
+    folder = soak(cases, out_dir, status=status_line("soak"), keep=keep)
+    summary = json.loads((folder / "soak.json").read_text())
+    counts = f"valid {summary['valid']}, invalid {summary['invalid']}, unknown {summary['unknown']}"
+    minutes = summary["elapsed_s"] / 60
+    out.print(f"soak: {summary['ran']} runs in {minutes:.1f} min: {counts}; {folder / 'soak.md'}", markup=False)
+    sys.exit(0 if summary["valid"] == summary["ran"] else 1)
 
 
 @cli.command("check")
@@ -171,6 +212,17 @@ def check_command(run_dir: Path) -> None:
     result = RunResult(run_dir, verdict)
     print_verdict(result)
     sys.exit(EXIT[result.valid])
+
+
+@cli.command("explain")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("tid")
+@one_line_errors
+def explain_command(run_dir: Path, tid: str) -> None:
+    """One task's life in RUN_DIR: enqueue, deliveries, faults on its holders, completions, final state."""
+    from harness.report.explain import explain  # noqa: PLC0415 - only this command needs it
+
+    click.echo(explain(run_dir, tid), nl=False)  # plain text, never wrapped: it is read and diffed
 
 
 @cli.command("list")
@@ -191,8 +243,41 @@ def list_command() -> None:
     queues.add_row("raw", "the ceiling: the same work as a plain redis-py loop (XADD, XREADGROUP, XACK+XDEL)")
     for name in MUTANTS:
         queues.add_row(f"taskq-mutant:{name}", MUTANT_DOCS[name])
-    queues.add_row("module:factory", "your own: a callable returning a harness.adapters.QueueAdapter")
+    queues.add_row("taskq-worker", "the real `taskq worker` process (hosted: taskq's Worker runs the tasks)")
+    for peer in PEERS.values():
+        queues.add_row(f"peer:{peer.name}[:VARIANT]", f"{peer.summary} (extra: {peer.extra}; `harness peers list`)")
+    queues.add_row("module:factory", "your own: a callable returning a QueueAdapter (pull) or a HostedAdapter")
     out.print(queues)
+
+
+@cli.group("peers")
+def peers_group() -> None:
+    """Peer task queue libraries run through their own workers (--queue peer:NAME[:VARIANT])."""
+
+
+@peers_group.command("list")
+def peers_list_command() -> None:
+    """Each peer, its variants, the version tested and what is installed."""
+    table = Table(title="peers")
+    for column in ("peer", "variants", "tested", "installed here", "environment"):
+        table.add_column(column, overflow="fold")
+    for peer in PEERS.values():
+        table.add_row(peer.name, ", ".join(peer_variants(peer)) or "(library not installed here)",
+                      ", ".join(f"{d} {v}" for d, v in peer.requires.items()), installed_versions(peer),
+                      str(environment_of(peer).name))  # fmt: skip
+    out.print(table)
+
+
+@peers_group.command("install")
+@click.argument("names", nargs=-1)
+@one_line_errors
+def peers_install_command(names: tuple[str, ...]) -> None:
+    """Install the peers NAMES (default: all) into their environments (.venv, .venv-redis5)."""
+    unknown = [n for n in names if n not in PEERS]
+    if unknown:
+        raise HarnessError(f"unknown peer(s) {', '.join(unknown)}: use one of {', '.join(PEERS)}")
+    for folder in install([PEERS[n] for n in names] if names else list(PEERS.values()), quiet=False):
+        out.print(f"installed: {folder}")
 
 
 @cli.group("image")

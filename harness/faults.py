@@ -28,6 +28,8 @@ FAULT_KINDS: dict[str, FaultKind] = {
         FaultKind("kill", "consumer", "SIGKILL a consumer; a new one takes its slot after duration_s"),
         FaultKind("pause", "consumer", "SIGSTOP a consumer for duration_s, then SIGCONT"),
         FaultKind("term", "consumer", "SIGTERM a consumer (graceful); a new one starts after duration_s"),
+        FaultKind("kill-main", "consumer", "SIGKILL only a worker's main process (its children live on); restart"),
+        FaultKind("kill-child", "consumer", "SIGKILL one child process of a hosted worker (pool process, work-horse)"),
         # Redis (harness/nemesis/redis.py): a local redis-server or a container.
         FaultKind("redis-kill", "redis", "SIGKILL redis-server; restart it after duration_s, same port and data"),
         FaultKind("redis-pause", "redis", "SIGSTOP redis-server (docker pause) for duration_s, then SIGCONT"),

@@ -32,8 +32,10 @@ complete   {"tasks": [tid, ...]}  (handlers succeeded)   ok: {"refused": [tid, .
                                                          refused: lease lost); info: {"error": str}
 fail       {"tasks": [[tid, attempt, error], ...]}       ok: {"outcomes": ["retried"|"dead"|"refused", ...]}
                                                          aligned with the invoke's tasks; info: {"error"}
-fault      {"kind": str, "target": str, "held": [tid]}   ok: {} when the fault ends (resume, restart);
-           (held: tasks the victim held when hit)        info: {"error": str} if it could not be applied
+fault      {"kind": str, "target": str, "held": [tid]}   ok: {} when the fault ends (resume, restart;
+           (held: tasks the victim held when hit)        "held": [tid] what a killed or paused victim's
+                                                         journal showed once it stood still);
+                                                         info: {"error": str} if it could not be applied
 exit       (no invoke) type "info": a process died unexpectedly: {"code": int}
 phase      (no invoke) type "ok" by "runner": {"name": "setup"|"load"|"heal"|"drain"|"final"}
 depth      (no invoke) type "ok" by "runner", sampled every 0.2 s through load and drain:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from harness.adapters import adapter_factory
 from harness.bench.floor import hop_floor, ping_floor
+from harness.bench.peers import DEFAULT_QUEUES
 from harness.bench.scenarios import Bench, bench_scaling, bench_sweep, bench_throughput
 from harness.console import F, one_line_errors, out, status_line
 from harness.fleet import REPO_ROOT
@@ -134,6 +135,46 @@ def scaling_command(
     chosen = load_scenario(scenario).with_run(tasks=tasks, duration_s=duration)
     counts = [int(c) for c in _numbers(consumers, "--consumers")]
     _print_bench(bench_scaling(chosen, _queues(queues), consumers=counts, seed=seed, out=out_dir, status=status_line()))
+
+
+@bench_group.command("peers")
+@click.option("--queues", default=",".join(DEFAULT_QUEUES), show_default=True,
+              help="Comma-separated queues (taskq-worker and raw give the ratios; missing peers are skipped).",
+              )  # fmt: skip
+@click.option("--tasks", type=click.IntRange(min=100), default=20_000, show_default=True, help="Tasks per drain.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Tasks each worker process runs at once, the same for every library.")  # fmt: skip
+@click.option("--workers", default="1,2", show_default=True, help="Worker processes, in steps.")
+@click.option("--bodies", default="empty,incr", show_default=True, help="Task bodies: empty, incr (INCR a counter).")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True, help="Interleaved repeats.")
+@click.option("--journal-cost", is_flag=True, help="Also drain with journaling on: what hosted journaling costs.")
+@click.option("--latency-rates", default="500,2000,8000", show_default=True,
+              help="Offered tasks/s for the latency runs ('' to skip them).")  # fmt: skip
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports/bench"), show_default=True)
+@one_line_errors
+def peers_command(
+    queues: str, tasks: int, concurrency: int, workers: str, bodies: str, repeat: int, journal_cost: bool,
+    latency_rates: str, out_dir: Path,
+) -> None:  # fmt: skip
+    """Every queue library side by side, on one Redis: enqueue rate, drain throughput, CPU, latency."""
+    from harness.bench.peers import PeersBenchSettings, run_bench  # noqa: PLC0415
+    from harness.report.peers import markdown_table, write_peers_report  # noqa: PLC0415
+
+    check_provider("local")
+    chosen = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown_bodies = set(bodies.split(",")) - {"empty", "incr"}
+    if not chosen or unknown_bodies:
+        raise click.BadParameter(f"name at least one queue, and bodies among empty, incr (got {bodies!r})")
+    rates = tuple(_numbers(latency_rates, "--latency-rates")) if latency_rates else ()
+    settings = PeersBenchSettings(
+        queues=tuple(chosen), tasks=tasks, concurrency=concurrency,
+        workers=tuple(int(w) for w in _numbers(workers, "--workers")), bodies=tuple(bodies.split(",")), repeat=repeat,
+        journal_cost=journal_cost, latency_rates=rates,
+    )  # fmt: skip
+    bench = run_bench(settings, out_dir, status_line())
+    plots = write_peers_report(bench, _command_line())
+    click.echo(markdown_table(bench))
+    out.print(f"report: {bench.folder / 'report.md'} (bench.json, {', '.join(plots)})", markup=False)
 
 
 @click.command("compare")

@@ -15,12 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.adapters import AdapterUnavailable, QueueAdapter, adapter_factory
+from harness.adapters import AdapterUnavailable, QueueClient, adapter_factory
+from harness.adapters.promises import client_timeout_s, promises_of
 from harness.bench.cost import redis_cpu_s, spent
+from harness.drain import DrainBounds, in_flight
 from harness.errors import HarnessError, SetupError
 from harness.fleet import Fleet
 from harness.folders import stamped_folder
 from harness.history import INFO, OK, Journal, merge, read_journal, write_history
+from harness.hosted.base import is_hosted
+from harness.hosted.startup import agents_up, workers_up
 from harness.nemesis import FaultContext, heal, run_schedule
 from harness.nemesis.network import needs_namespace, open_routes
 from harness.nemesis.redis import require_redis_faults
@@ -32,6 +36,8 @@ from harness.report.verdict import judge_run, unjudged_verdict
 RUNNER = "runner"
 Status = Callable[[str], None]
 PRODUCER_GRACE_S = 10.0
+# The drain may run this many drain timeouts in all, as long as the queue keeps getting emptier.
+DRAIN_CAP = 10
 # How often the queue's depth is sampled into the history (f="depth"), for the depth plot; on
 # average: the interval is drawn from half to one and a half of it, so that samples do not keep
 # falling on the same phase of the producers' periodic batches (and show an empty queue each time).
@@ -103,7 +109,11 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
     require_redis_faults(plan, provider)
     # Agents may reach Redis through the fault proxy, or by addresses a partition can cut.
     routes = open_routes(plan, provider)
-    fleet = Fleet(folder, folder / "plan.json", provider.url, journaling, urls=routes.urls, proxy=routes.proxy)
+    fleet = Fleet(
+        folder, folder / "plan.json", provider.url, journaling, urls=routes.urls, proxy=routes.proxy,
+        hosted=adapter if is_hosted(adapter) else None, queue_name=plan.queue_name, options=plan.scenario.queue,
+        concurrency=plan.scenario.workload.concurrency,
+    )  # fmt: skip
     started = datetime.now(UTC).isoformat()
     with Journal(folder / "journals" / "nemesis.jsonl") as nemesis_journal:
         ctx = FaultContext(
@@ -122,15 +132,22 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
     journal.close()
     return {
         "started_at": started, "redis": provider.describe(), "phases_ns": phases.times,
+        "hosted": fleet.hosted is not None, "promises": promises_of(adapter).as_dict(),
+        "client_timeout_s": client_timeout_s(adapter),
         "restarts": fleet.restarts, "faults_applied": ctx.applied, "journaling": journaling,
         "completed_in_load": phases.completed_in_load, "redis_cpu_s": redis_cpu,
     }  # fmt: skip
 
 
-async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter: QueueAdapter, phases: _Phases) -> None:
+async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter: QueueClient, phases: _Phases) -> None:
     run_settings = plan.scenario.run
     phases.enter("load")
-    fleet.start(run_settings.producers, run_settings.consumers)
+    fleet.start_consumers(run_settings.consumers)
+    # The load, and the fault schedule's clock, start once every consumer can serve: on a loaded machine a
+    # Python process can take seconds to start, and faults timed from before that would strike idle workers.
+    await workers_up(fleet)
+    fleet.start_producers(run_settings.producers)
+    await agents_up(fleet.producers)
     start = time.monotonic()
     load_over = asyncio.Event()
     nemesis = asyncio.create_task(run_schedule(ctx, start, load_over))
@@ -155,14 +172,18 @@ async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter:
 
 
 async def _drain(
-    plan: Plan, fleet: Fleet, ctx: FaultContext, adapter: QueueAdapter, phases: _Phases, progress: _Progress
+    plan: Plan, fleet: Fleet, ctx: FaultContext, adapter: QueueClient, phases: _Phases, progress: _Progress
 ) -> None:
-    """Until the queue is empty, or stalled (no change for a while), or the drain deadline."""
-    deadline = time.monotonic() + plan.scenario.run.drain_timeout_s
-    stall_s = max(3.0, 3 * plan.scenario.queue.pending_timeout_s)
+    """Until the queue is empty, or stalled past what anything in motion could take (harness.drain), or
+    drain_timeout_s went by without the queue getting any emptier (a backlog that drains slowly, on a busy
+    machine, is given the time it needs, up to DRAIN_CAP times the timeout in all)."""
+    window_s = plan.scenario.run.drain_timeout_s
+    started = time.monotonic()
+    deadline, cap = started + window_s, started + window_s * DRAIN_CAP
+    bounds = DrainBounds.of(plan.scenario.queue, promises_of(adapter), client_timeout_s(adapter))
     last: dict[str, int] | None = None
-    last_change = time.monotonic()
-    while time.monotonic() < deadline:
+    last_change, fewest = started, None
+    while time.monotonic() < min(deadline, cap):
         await _supervise(fleet, ctx, phases.journal)
         await progress.tick()
         try:
@@ -170,18 +191,23 @@ async def _drain(
         except AdapterUnavailable:
             await asyncio.sleep(0.2)
             continue
-        if depth["ready"] + depth["pending"] + depth["delayed"] == 0:
+        left = depth["ready"] + depth["pending"] + depth["delayed"]
+        if left == 0:
             return
-        if depth != last:
-            last, last_change = depth, time.monotonic()
-        elif time.monotonic() - last_change > stall_s:
-            phases.status(f"drain stalled for {stall_s:.0f}s with {depth}: moving on")
+        now = time.monotonic()
+        if fewest is None or left < fewest:
+            fewest, deadline = left, max(deadline, now + window_s)
+        journals = [agent.journal for agent in fleet.consumers.values()]
+        if depth != last or in_flight(journals, bounds.client_timeout_s):
+            last, last_change = depth, now
+        elif now - last_change > bounds.stall_s:
+            phases.status(f"drain stalled for {bounds.stall_s:.1f}s with {depth}: moving on")
             return
         await asyncio.sleep(0.1)
-    phases.status(f"drain deadline reached with {last}")
+    phases.status(f"drain ended after {time.monotonic() - started:.0f}s with {last}")
 
 
-async def _idle(adapter: QueueAdapter) -> bool:
+async def _idle(adapter: QueueClient) -> bool:
     try:
         depth = await adapter.depth()
     except AdapterUnavailable:
@@ -189,7 +215,7 @@ async def _idle(adapter: QueueAdapter) -> bool:
     return depth["ready"] + depth["pending"] + depth["delayed"] == 0
 
 
-def _completed_of(adapter: QueueAdapter) -> Callable[[], Awaitable[int]]:
+def _completed_of(adapter: QueueClient) -> Callable[[], Awaitable[int]]:
     async def completed() -> int:
         try:
             return int((await adapter.depth()).get("completed", 0))
@@ -219,7 +245,7 @@ class _Progress:
     time, queue depth, completions, faults, restarts."""
 
     def __init__(
-        self, plan: Plan, fleet: Fleet, adapter: QueueAdapter, status: Status, start: float, *, journal: Journal
+        self, plan: Plan, fleet: Fleet, adapter: QueueClient, status: Status, start: float, *, journal: Journal
     ) -> None:
         self.plan, self.fleet, self.adapter, self.status, self.start = plan, fleet, adapter, status, start
         self.journal = journal

@@ -17,7 +17,7 @@ from taskq.queue import Outcome, TaskQueue
 from taskq.settings import QueueSettings
 from taskq.stats import QueueStats
 from taskq.task import Delivery, Receipt, Task, TaskPriority, new_task_id
-from taskq.worker import Handler, Worker, WorkerSettings
+from taskq.worker import Handler, Worker, WorkerSettings, current_receipt
 
 __all__ = [
     "ConfigError",
@@ -43,5 +43,6 @@ __all__ = [
     "Worker",
     "WorkerSettings",
     "WrongKeyType",
+    "current_receipt",
     "new_task_id",
 ]

@@ -81,6 +81,14 @@ def main(verbose: bool) -> None:
     type=click.IntRange(min=1),
     help="Deliveries without ack or fail (crashed workers) before a task is dead-lettered.",
 )
+@click.option("--retry-base-delay", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds before the first retry; doubled each retry, with jitter.")  # fmt: skip
+@click.option("--retry-max-delay", default=300.0, show_default=True, type=click.FloatRange(min=0),
+              help="Longest delay before a retry.")  # fmt: skip
+@click.option("--block-ms", default=1000, show_default=True, type=click.IntRange(min=0),
+              help="Longest blocking wait for new tasks (also bounds how late a reclaim runs).")  # fmt: skip
+@click.option("--lease-renew-interval", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds between lease renewals [default: a third of --pending-timeout].")  # fmt: skip
 @run_async
 async def worker(
     handlers: str,
@@ -91,17 +99,27 @@ async def worker(
     pending_timeout: float,
     shutdown_timeout: float,
     delivery_cap: int,
+    retry_base_delay: float,
+    retry_max_delay: float,
+    block_ms: int,
+    lease_renew_interval: float | None,
 ) -> None:
     """Run HANDLERS (MODULE:MAPPING of task type to function) until SIGTERM."""
     loaded = load_handlers(handlers)
-    settings = WorkerSettings(concurrency=concurrency, consumer=consumer, shutdown_timeout_s=shutdown_timeout)
+    settings = WorkerSettings(
+        concurrency=concurrency, consumer=consumer, shutdown_timeout_s=shutdown_timeout,
+        lease_renew_interval_s=lease_renew_interval,
+    )  # fmt: skip
 
     async def run(queue: TaskQueue) -> None:
         running = Worker(queue, loaded, settings)
         await running.run()
         click.echo(f"worker {running.consumer} stopped: {dict(running.counts)}", err=True)
 
-    await with_queue(redis_url, name, run, pending_timeout=pending_timeout, delivery_cap=delivery_cap)
+    await with_queue(
+        redis_url, name, run, pending_timeout=pending_timeout, delivery_cap=delivery_cap,
+        retry_base_delay=retry_base_delay, retry_max_delay_s=max(retry_max_delay, retry_base_delay), block_ms=block_ms,
+    )  # fmt: skip
 
 
 @main.command()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import os
@@ -37,6 +38,18 @@ from taskq.queue import Outcome, TaskQueue
 from taskq.task import Delivery, Receipt, Task
 
 log = logging.getLogger("taskq.worker")
+
+_current_receipt: contextvars.ContextVar[Receipt] = contextvars.ContextVar("taskq_current_receipt")
+
+
+def current_receipt() -> Receipt:
+    """Inside a handler run by a Worker: the receipt of the delivery being run (its priority, entry,
+    delivery count and consumer). `current_receipt().deliveries > 1` means an earlier delivery of this
+    task never finished: a worker died or lost its lease while running it."""
+    try:
+        return _current_receipt.get()
+    except LookupError:
+        raise RuntimeError("current_receipt() is only available inside a handler a Worker runs") from None
 
 Handler = Callable[[Task], Awaitable[Any]] | Callable[[Task], Any]
 
@@ -173,6 +186,7 @@ class Worker:
         task, receipt = delivery.task, delivery.receipt
         error: str | None = None
         handler = self.handlers.get(task.task_type)
+        _current_receipt.set(receipt)  # this handler's own context: asyncio copied it for the task
         try:
             if handler is None:
                 error = f"no handler for task type {task.task_type!r} (this worker has {sorted(self.handlers)})"

@@ -1,8 +1,11 @@
-"""The adapter protocol: how the harness drives one queue implementation.
+"""The adapter protocols: how the harness drives one queue implementation.
 
-An adapter is built by a factory (`module:factory` on the command line) and used by
-one process at a time. Methods raise AdapterUnavailable when the outcome is unknown
-(connection lost, timeout), so the agent records `info`, never `fail`.
+Two kinds share QueueClient (enqueue, depth, final state): a pull adapter (QueueAdapter) also
+reads, acks and fails for the harness's own consumer agents; a hosted adapter
+(harness.hosted.HostedAdapter) instead starts the queue's own worker process. An adapter is
+built by a factory (`module:factory` on the command line) and used by one process at a time.
+Methods raise AdapterUnavailable when the outcome is unknown (connection lost, timeout), so
+the agent records `info`, never `fail`.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class QueueOptions:
     retry_max_delay_s: float = 1.0
     delivery_cap: int = 5
     block_ms: int = 100
+    # Hosted workers: how long a SIGTERMed worker lets running tasks finish before it hands them back.
+    shutdown_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,8 +83,8 @@ class FinalState:
 
 
 @runtime_checkable
-class QueueAdapter(Protocol):
-    """One queue implementation, as the agents and the runner see it."""
+class QueueClient(Protocol):
+    """What producers and the runner need of any queue, pull or hosted: enqueue, and read its state."""
 
     name: str
 
@@ -90,6 +95,17 @@ class QueueAdapter(Protocol):
     async def enqueue(self, tasks: list[TaskSpec]) -> None:
         """Add the tasks. AdapterRefused: none was added; AdapterUnavailable: unknown."""
         ...
+
+    async def depth(self) -> dict[str, int]:
+        """Counts for progress and drain: at least "ready", "pending", "delayed", "dead"."""
+        ...
+
+    async def final_state(self) -> FinalState: ...
+
+
+@runtime_checkable
+class QueueAdapter(QueueClient, Protocol):
+    """A pull queue: the harness's own consumer agents read, ack and fail through it."""
 
     async def consume(self, consumer: str, count: int) -> list[Delivered]:
         """Up to `count` tasks for `consumer`, including ones reclaimed from dead consumers."""
@@ -102,9 +118,3 @@ class QueueAdapter(Protocol):
     async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
         """Report failed attempts; per task "retried", "dead" or "refused"."""
         ...
-
-    async def depth(self) -> dict[str, int]:
-        """Counts for progress and drain: at least "ready", "pending", "delayed", "dead"."""
-        ...
-
-    async def final_state(self) -> FinalState: ...

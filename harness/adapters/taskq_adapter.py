@@ -9,7 +9,6 @@ import msgpack
 from redis.exceptions import ResponseError
 
 from harness.adapters.base import AdapterRefused, AdapterUnavailable, Delivered, FinalState, QueueOptions, TaskSpec
-from harness.adapters.promises import Promises
 from taskq import (
     DecodeError,
     Delivery,
@@ -30,12 +29,6 @@ class TaskqAdapter:
     """taskq as the harness sees it. Consumers reclaim expired leases on the queue's cadence."""
 
     name = "taskq"
-    # The pull adapter never renews a lease: the harness consumer settles a batch well inside the
-    # visibility timeout (the scenario's pending_timeout_s), or is faulted.
-    promises = Promises(
-        defaults="pending_timeout_s=30, delivery_cap=5 (QueueSettings; a scenario's [queue] table overrides them)",
-        notes="ack and fail are refused (LeaseLost) once the lease moved on; retries keep id, priority and payload",
-    )
 
     def __init__(self) -> None:
         self._queue: TaskQueue | None = None

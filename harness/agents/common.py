@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.adapters import QueueAdapter, adapter_factory
+from harness.adapters import QueueClient, adapter_factory
 from harness.adapters.base import AdapterUnavailable
 from harness.plan import Plan
 
@@ -62,7 +62,7 @@ def stop_event() -> asyncio.Event:
     return event
 
 
-async def connect(args: AgentArgs, stop: asyncio.Event) -> QueueAdapter | None:
+async def connect(args: AgentArgs, stop: asyncio.Event) -> QueueClient | None:
     """Connect, retrying while Redis is away; None if told to stop first."""
     adapter = adapter_factory(args.plan.queue)()
     delay = 0.05
@@ -82,7 +82,8 @@ READY_WAIT_S = 10.0
 
 
 def mark_ready(journal: Path) -> None:
-    """A consumer is connected: a file beside its journal says so to the producers."""
+    """An agent is connected and about to work: a file beside its journal says so (consumers to the
+    producers, everyone to the runner, which starts the fault schedule's clock once all are)."""
     journal.with_name(journal.name.removesuffix(".jsonl") + READY_SUFFIX).touch()
 
 

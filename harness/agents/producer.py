@@ -20,9 +20,9 @@ import random
 import time
 from collections.abc import Iterator
 
-from harness.adapters import QueueAdapter, TaskSpec
+from harness.adapters import QueueClient, TaskSpec
 from harness.adapters.base import AdapterRefused, AdapterUnavailable
-from harness.agents.common import AgentArgs, connect, consumers_ready, stop_event
+from harness.agents.common import AgentArgs, connect, consumers_ready, mark_ready, stop_event
 from harness.agents.pacer import Pacer
 from harness.agents.stats import AgentStats
 from harness.history import FAIL, INFO, INVOKE, OK, Journal
@@ -77,7 +77,7 @@ def _task(tid: str, due: int, work: Workload, rng: random.Random) -> TaskSpec:
 
 
 async def send(
-    adapter: QueueAdapter,
+    adapter: QueueClient,
     journal: Journal,
     process: str,
     due: int,
@@ -109,6 +109,7 @@ async def run_producer(args: AgentArgs) -> None:
     if adapter is None:
         return
     await consumers_ready(args.journal, args.plan.scenario.run.consumers, stop)
+    mark_ready(args.journal)
     deadline_ns = time.monotonic_ns() + int(args.plan.scenario.run.duration_s * 1e9)
     plan = batches(args, time.monotonic_ns())
     journal = Journal(args.journal, enabled=args.journaling)

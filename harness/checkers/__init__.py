@@ -62,7 +62,8 @@ def check_history(history: list[Op], context: CheckContext | None = None) -> lis
     """Every checker's result on one merged history, in CHECKERS order."""
     context = context if context is not None else CheckContext()
     try:
-        index = HistoryIndex.build(history)
+        read_window_ns = int(context.hosted_read_window_ms * 1e6) if context.hosted else 0
+        index = HistoryIndex.build(history, read_window_ns=read_window_ns)
     except Exception as exc:  # a history the index cannot read leaves every verdict unknown, never a pass
         note = f"history could not be indexed: {type(exc).__name__}: {exc}"
         return [CheckResult(name=name, valid=None, note=note) for name in CHECKERS]

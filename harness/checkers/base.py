@@ -42,8 +42,16 @@ class CheckContext:
     expect: Expectations = field(default_factory=Expectations)
     pending_timeout_s: float = 2.0
     delivery_cap: int = 5
+    # Hosted runs: consumers were the library's own workers, and a "complete" is the end of the
+    # handler, not an ack (harness.hosted.handler).
+    hosted: bool = False
     # What the queue under test promises (its adapter's declaration); taskq's when none is given.
     promises: Promises = field(default_factory=Promises)
+    # Hosted runs: how long before its handler started a task may have been read (the harness sees the
+    # start, not the read); priority and order judge a start at s as a read over [s - this, s].
+    hosted_read_window_ms: float = 250.0
+    # How long the queue's clients wait for a reply: a reply held by a fault may arrive that late.
+    client_timeout_s: float = 5.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,6 +83,13 @@ def validity_label(valid: Validity) -> str:
 
 
 Checker = Callable[..., CheckResult]
+
+
+def unpromised(result: CheckResult, promise: str) -> CheckResult:
+    """A check of something the queue does not promise: its figures are reported, never judged."""
+    observed = "no anomaly" if result.valid else f"{len(result.anomalies) or 'some'} anomalies shown"
+    note = f"not judged: the queue does not promise {promise} ({observed}; figures as observed)"
+    return CheckResult(name=result.name, valid=True, figures=result.figures, anomalies=result.anomalies, note=note)
 
 
 def run_safely(name: str, checker: Callable[[], CheckResult]) -> CheckResult:

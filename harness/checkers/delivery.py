@@ -15,7 +15,7 @@ everything before it. A lost task whose enqueue falls in a window is attributed 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from itertools import chain, pairwise
 from typing import Any
@@ -23,10 +23,12 @@ from typing import Any
 from harness.checkers._report import NS_PER_S, Examples
 from harness.checkers.base import CheckContext, CheckResult
 from harness.checkers.index import (
+    CRASH_FAULTS,
     PAUSE_FAULTS,
     Completion,
     Delivery,
     Enqueue,
+    Exit,
     Fault,
     HistoryIndex,
     is_redis_fault,
@@ -38,6 +40,10 @@ from harness.history import INFO, OK
 # and when the history does not say the persistence setting (histories of older harness versions).
 EVERYSEC_LEAD_NS = 2 * NS_PER_S
 REDIS_WINDOW_LEAD_NS = NS_PER_S
+# Network faults that can keep a client from Redis long enough for its lease to lapse (added latency
+# of a fraction of a second cannot), and Redis faults that stall every client without losing state.
+NETWORK_CUTS = frozenset({"slow-replies", "blackhole", "partition", "drop-replies", "reset"})
+REDIS_STALLS = frozenset({"redis-pause", "client-pause", "debug-sleep", "client-kill"})
 # Persistence settings under which a crash keeps nothing (a flush keeps nothing either).
 _KEEPS_NOTHING = frozenset({"none", "flushed"})
 
@@ -74,6 +80,13 @@ class _Windows:
     redis_faults: list[Fault]  # those that may have rolled state back (a loss window)
     pauses: list[Fault]
     lease_ns: int
+    # Hosted runs: every fault (a library's lease can outlive a stall or a cut only by renewal), the
+    # library's own visibility timeout (None: it never redelivers by timeout), and whether it renews.
+    faults: list[Fault]
+    visibility_ns: int | None
+    renews_lease: bool
+    exits: list[Exit]
+    client_timeout_ns: int
 
 
 def check_delivery(index: HistoryIndex, context: CheckContext) -> CheckResult:
@@ -90,9 +103,10 @@ def check_delivery(index: HistoryIndex, context: CheckContext) -> CheckResult:
     tally.enqueued_ok += plain
     tally.completed += plain
     _judge_unexpected(index, tally, examples)
+    explain = _explain_hosted if context.hosted else _explain
     for tid, done in completions.items():
         if len(done) > 1:
-            _judge_repeats(index, windows, tid, done, tally, examples)
+            _judge_repeats(index, windows, tid, done, tally, examples, explain)
     tally.dead = len(index.final.dead) if index.final is not None else 0
     return _verdict(index, context, tally, examples, windows)
 
@@ -177,11 +191,17 @@ def _windows(index: HistoryIndex, context: CheckContext) -> _Windows:
         if window is not None:
             redis.append(_LossWindow(fault, *window, lost=[]))
     redis.sort(key=lambda w: w.end_ns)
+    visibility_s = context.promises.visibility_timeout_s
     return _Windows(
         redis=redis,
         redis_faults=[w.fault for w in redis],
         pauses=[f for f in index.faults if f.kind in PAUSE_FAULTS],
         lease_ns=int(context.pending_timeout_s * NS_PER_S),
+        faults=[f for f in index.faults if f.outcome != "info"],
+        visibility_ns=None if visibility_s is None else int(visibility_s * NS_PER_S),
+        renews_lease=context.promises.renews_lease,
+        exits=index.exits,
+        client_timeout_ns=int(context.client_timeout_s * NS_PER_S),
     )
 
 
@@ -251,8 +271,17 @@ def _judge_unexpected(index: HistoryIndex, tally: _Tally, examples: Examples) ->
         examples.add("unexpected", tid=tid, delivered=len(deliveries))
 
 
+_Explain = Callable[["_Windows", list[Delivery], Completion, Completion], str]
+
+
 def _judge_repeats(
-    index: HistoryIndex, windows: _Windows, tid: str, completions: list[Completion], tally: _Tally, examples: Examples
+    index: HistoryIndex,
+    windows: _Windows,
+    tid: str,
+    completions: list[Completion],
+    tally: _Tally,
+    examples: Examples,
+    explain: _Explain,
 ) -> None:
     tally.re_executed += 1
     done = sorted((c for c in completions if c.outcome == OK), key=_settled_ns)
@@ -260,7 +289,7 @@ def _judge_repeats(
         return
     tally.duplicated += 1
     deliveries = index.deliveries.get(tid, [])
-    reasons = [_explain(windows, deliveries, earlier, later) for earlier, later in pairwise(done)]
+    reasons = [explain(windows, deliveries, earlier, later) for earlier, later in pairwise(done)]
     if all(reasons):
         tally.duplicated_explained += 1
         examples.add("duplicated_explained", tid=tid, reasons=reasons, by=[c.process for c in done])
@@ -289,6 +318,55 @@ def _explain(windows: _Windows, deliveries: list[Delivery], earlier: Completion,
     if any(_overlaps(f, first_received_ns, handed_again_ns) for f in windows.redis_faults):
         return "redis fault between the deliveries"
     return ""
+
+
+def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion) -> str:
+    """Why a hosted library ran a task a second time, or "" if nothing in the history explains it.
+
+    The first holder finished (or not) and its library was to ack after that; the task may run again
+    if, between the first holder asking for it and the second receiving it, the first holder was
+    killed (before or after its finish: the ack may never have been sent) or died, was paused or cut
+    off from Redis, if Redis itself was hurt, or, for a library that does not renew leases, if its own
+    visibility timeout passed. The harness sees a handler start, not the read behind it: the read was
+    sent at most a client timeout before its reply came (a held reply can arrive after a later
+    delivery, so holders are ordered by the library's delivery count where it reports one). A library
+    that renews leases promises no repeat while its holder is alive and reachable: a repeat then is
+    unexplained.
+    """
+    holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_library_order)
+    first, (_, first_completion) = holds[0][0], holds[0]
+    asked_ns, handed_again_ns = _received_ns(holds[0]) - windows.client_timeout_ns, _received_ns(holds[1])
+    start_ns, end_ns = min(asked_ns, handed_again_ns), max(asked_ns, handed_again_ns)
+    holder = first_completion.process
+    for fault in windows.faults:
+        if _overlaps(fault, start_ns, end_ns) and (reason := _hosted_fault_reason(fault, holder)):
+            return reason
+    for exit_ in windows.exits:
+        if start_ns <= exit_.time_ns <= end_ns and targets(exit_.process, holder):
+            return f"holder's worker died (exit {exit_.code})"
+    if windows.renews_lease or windows.visibility_ns is None:
+        return ""
+    if first is not None and handed_again_ns - first.ok_ns > windows.visibility_ns:
+        return "visibility timeout passed"
+    return ""
+
+
+def _hosted_fault_reason(fault: Fault, holder: str) -> str:
+    if fault.kind in CRASH_FAULTS and targets(fault.target, holder):
+        return f"holder hit by {fault.kind}"
+    if fault.kind in PAUSE_FAULTS and targets(fault.target, holder):
+        return "owner paused"
+    if fault.kind in NETWORK_CUTS and fault.target in ("all", "consumers"):
+        return f"holder cut off from Redis ({fault.kind})"
+    if is_redis_fault(fault.kind) or fault.kind in REDIS_STALLS:
+        return f"redis fault ({fault.kind}) between the deliveries"
+    return ""
+
+
+def _library_order(hold: tuple[Delivery | None, Completion]) -> tuple[int, int]:
+    """Holders in the order the library handed the task out: by its delivery count, then by receipt."""
+    delivery = hold[0]
+    return (delivery.deliveries if delivery is not None else 0, _received_ns(hold))
 
 
 def _settled_ns(completion: Completion) -> int:

@@ -3,7 +3,10 @@ never both dead and completed, and the errors stored with it match the attempts 
 
 The delivery cap is for tasks that kill their workers. A task dead-lettered by it that was not
 poison, was never held by a worker a fault hit, and was handed out by no read whose answer was
-lost is an innocent: collateral of a batch-mate that crashed its workers (`innocent_dead`)."""
+lost is an innocent: collateral of a batch-mate that crashed its workers (`innocent_dead`). One whose
+holders lived to finish it, only to have their acks refused, outlived its lease on every delivery (a task
+longer than the visibility timeout under a consumer that does not renew): that is the cap working, and
+is counted apart (`outlived_lease_dead`, not judged)."""
 
 from __future__ import annotations
 
@@ -11,12 +14,13 @@ from bisect import bisect_left
 
 from harness.checkers._report import Examples
 from harness.checkers.base import CheckContext, CheckResult
-from harness.checkers.index import DeadEntry, FinalState, HistoryIndex
+from harness.checkers.index import COUNTED_FAILURES, DeadEntry, FinalState, HistoryIndex
 from harness.history import INFO, OK
 
 RETRIES_EXHAUSTED = "retries exhausted"
 DELIVERY_CAP = "delivery cap"
-_COUNTED = frozenset({"retried", "dead"})
+_COUNTED = COUNTED_FAILURES
+_NOT_JUDGED = frozenset({"dead", "outlived_lease_dead"})
 
 
 def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:
@@ -25,7 +29,7 @@ def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:
         return CheckResult(name="dlq", valid=None, note="no final state in the history: the DLQ was never read")
     examples = Examples()
     figures = {"dead": len(final.dead), "dead_and_completed": 0, "missing_from_dlq": 0, "wrong_error_count": 0,
-               "cap_not_reached": 0, "innocent_dead": 0}  # fmt: skip
+               "cap_not_reached": 0, "innocent_dead": 0, "outlived_lease_dead": 0}  # fmt: skip
     faulted = {tid for fault in index.faults for tid in fault.held}
     for tid, entry in final.dead.items():
         for kind in _judge_dead(index, context, tid, entry, faulted):
@@ -35,7 +39,7 @@ def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:
     for tid in _exhausted(index, final):
         figures["missing_from_dlq"] += 1
         examples.add("missing_from_dlq", tid=tid, failed_attempts=_counted_failures(index, tid))
-    valid = not any(count for kind, count in figures.items() if kind != "dead")
+    valid = not any(count for kind, count in figures.items() if kind not in _NOT_JUDGED)
     return CheckResult(name="dlq", valid=valid, figures=figures, anomalies=examples.pick())
 
 
@@ -48,6 +52,8 @@ def _judge_dead(index: HistoryIndex, context: CheckContext, tid: str, entry: Dea
     if entry.reason.startswith(DELIVERY_CAP):
         if not _cap_reached(index, context, tid):
             found.append("cap_not_reached")
+        elif index.completions.get(tid) or index.failures.get(tid):
+            found.append("outlived_lease_dead")
         elif tid not in index.poison and tid not in faulted and not _unseen_reads(index, tid):
             found.append("innocent_dead")
     return found

@@ -22,9 +22,12 @@ from typing import Any, Final, NamedTuple
 from harness.history import FAIL, INFO, INVOKE, OK, Op
 
 REFUSED: Final = "refused"
+# Failed attempts that count against a task's retry budget: the queue's answer to a fail ("retried",
+# "dead"), or, in hosted runs, a handler that raised (the library decides what follows).
+COUNTED_FAILURES: Final = frozenset({"retried", "dead", "raised"})
 OPEN: Final = "open"  # a fault whose end was never journaled
 
-CRASH_FAULTS: Final = frozenset({"kill", "term"})
+CRASH_FAULTS: Final = frozenset({"kill", "term", "kill-main", "kill-child"})
 PAUSE_FAULTS: Final = frozenset({"pause", "stop"})
 WORKER_FAULTS: Final = CRASH_FAULTS | PAUSE_FAULTS
 # Faults after which Redis may have lost or rolled back state (how much: Fault.persistence says).
@@ -201,10 +204,12 @@ class HistoryIndex:
     never_enqueued: list[str] = field(default_factory=list)
 
     @classmethod
-    def build(cls, history: list[Op]) -> HistoryIndex:
+    def build(cls, history: list[Op], *, read_window_ns: int = 0) -> HistoryIndex:
+        """`read_window_ns`, for hosted runs: a handler journals its start after the library read the
+        task, by up to this much, so a start at s is indexed as a read over [s - window, s]."""
         index = cls()
         with paused_gc():
-            _Builder(index).run(history)
+            _Builder(index, read_window_ns).run(history)
         return index
 
     def resolve(self, tid: str) -> str:
@@ -223,10 +228,11 @@ class HistoryIndex:
 class _Builder:
     """Fills a HistoryIndex from a merged history in one pass."""
 
-    __slots__ = ("_handlers", "_index", "_open_faults", "_unmatched")
+    __slots__ = ("_handlers", "_index", "_open_faults", "_read_window_ns", "_unmatched")
 
-    def __init__(self, index: HistoryIndex) -> None:
+    def __init__(self, index: HistoryIndex, read_window_ns: int = 0) -> None:
         self._index = index
+        self._read_window_ns = read_window_ns
         self._handlers = {
             "enqueue": self._enqueue,
             "deliver": self._deliver,
@@ -329,6 +335,8 @@ class _Builder:
                 index.unknown_reads_ns.append(invoke["time_ns"])
             return
         process, invoke_ns, ok_ns = invoke["process"], invoke["time_ns"], completion["time_ns"]
+        if self._read_window_ns and invoke_ns == ok_ns:  # a hosted handler's start: the read came before it
+            invoke_ns -= self._read_window_ns
         deliveries, aliases, enqueues = index.deliveries, index.aliases, index.enqueues
         batch: list[Delivery] = []
         for entry in completion["value"]["tasks"]:
@@ -336,10 +344,13 @@ class _Builder:
             tid = entry[4] if len(entry) > 4 else delivered
             if tid != delivered:
                 aliases[delivered] = tid
-            extra = entry[5:8] if len(entry) > 7 else _NO_EXTRA
-            record = _new(Delivery, (tid, delivered, process, invoke_ns, ok_ns, entry[1], entry[2], entry[3], *extra))
-            batch.append(record)
             timeline = deliveries.get(tid)
+            attempt, count = entry[2], entry[3]
+            if attempt is None or count is None:  # a hosted library that does not report them: count here
+                attempt, count = self._counted(tid, timeline, attempt, count)
+            extra = entry[5:8] if len(entry) > 7 else _NO_EXTRA
+            record = _new(Delivery, (tid, delivered, process, invoke_ns, ok_ns, entry[1], attempt, count, *extra))
+            batch.append(record)
             if timeline is not None:
                 timeline.append(record)
                 continue
@@ -351,6 +362,16 @@ class _Builder:
                 self._unmatched.append(record)
         if batch:
             index.reads.append(Read(process, invoke_ns, ok_ns, batch))
+
+    def _counted(
+        self, tid: str, timeline: list[Delivery] | None, attempt: int | None, count: int | None
+    ) -> tuple[int, int]:
+        """Attempt (failed attempts before this one) and delivery count, as far as the history shows them."""
+        if attempt is None:
+            attempt = sum(1 for f in self._index.failures.get(tid, ()) if f.outcome in COUNTED_FAILURES)
+        if count is None:
+            count = 1 + (len(timeline) if timeline else 0)
+        return attempt, count
 
     def _complete(self, invoke: Op, completion: Op | None) -> None:
         index = self._index
@@ -400,7 +421,9 @@ class _Builder:
         value = invoke["value"]
         outcome = OPEN if completion is None else completion["type"]
         end_ns = None if completion is None else completion["time_ns"]
-        held = tuple(index.aliases.get(tid, tid) for tid in value.get("held") or ())
+        # Held when the fault began (the aim's look), and what the nemesis found once the victim stood still.
+        after = (completion.get("value") or {}).get("held") if completion is not None else None
+        held = tuple(dict.fromkeys(index.aliases.get(tid, tid) for tid in [*(value.get("held") or ()), *(after or ())]))
         durable_until_ns = value.get("durable_until_ns")
         fault = Fault(invoke["process"], str(value["kind"]), str(value.get("target") or ""), invoke["time_ns"],
                       end_ns, held, outcome, str(value.get("persistence") or ""),

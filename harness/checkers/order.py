@@ -11,7 +11,7 @@ from bisect import bisect_left
 from itertools import accumulate
 
 from harness.checkers._report import Examples
-from harness.checkers.base import CheckContext, CheckResult
+from harness.checkers.base import CheckContext, CheckResult, unpromised
 from harness.checkers.index import HistoryIndex
 
 # (enqueue ok ns, enqueue invoke ns, invoke ns and ok ns of the read that first delivered it, tid)
@@ -21,6 +21,11 @@ _Row = tuple[int, int, int, int, str]
 def check_order(index: HistoryIndex, context: CheckContext) -> CheckResult:
     if not context.expect.check_fifo:
         return CheckResult(name="order", valid=True, note="not checked: the scenario does not promise FIFO")
+    result = _check_order(index)
+    return result if context.promises.fifo else unpromised(result, "FIFO")
+
+
+def _check_order(index: HistoryIndex) -> CheckResult:
     examples = Examples()
     pairs = violations = 0
     for prio, rows in sorted(_by_priority(index).items()):

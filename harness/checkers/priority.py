@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 
 from harness.checkers._report import NS_PER_MS, Examples, millis
-from harness.checkers.base import CheckContext, CheckResult
+from harness.checkers.base import CheckContext, CheckResult, unpromised
 from harness.checkers.index import HistoryIndex, Read
 
 # (enqueue ok ns, invoke ns of the read that first delivered it, tid)
@@ -42,7 +42,8 @@ def check_priority(index: HistoryIndex, context: CheckContext) -> CheckResult:
                      waiting_prio=found[0], waited_ms=millis(wait_ns))  # fmt: skip
     valid = inversions <= context.expect.max_priority_inversions
     figures = {"reads_checked": checked, "inversions": inversions, "worst_wait_ms": millis(worst_ns)}
-    return CheckResult(name="priority", valid=valid, figures=figures, anomalies=examples.pick())
+    result = CheckResult(name="priority", valid=valid, figures=figures, anomalies=examples.pick())
+    return result if context.promises.priorities else unpromised(result, "strict priorities")
 
 
 def _arrivals(index: HistoryIndex, slack_ns: int) -> list[tuple[int, int, _Waiting]]:

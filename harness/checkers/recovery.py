@@ -33,7 +33,9 @@ def _check_redelivery(index: HistoryIndex, context: CheckContext) -> CheckResult
     for fault in crashes:
         for tid in fault.held:
             wait_ns = _next_delivery_ns(index, tid, fault)
-            if wait_ns is not None:
+            if _failed_as_it_died(index, tid, fault):
+                settled += 1  # its fail got through: what came next was a retry, with its backoff and queueing
+            elif wait_ns is not None:
                 waits_ns.append(wait_ns)
             elif _settled(index, tid):
                 settled += 1  # a graceful stop, or an ack in flight when the worker died
@@ -71,6 +73,16 @@ def _next_delivery_ns(index: HistoryIndex, tid: str, fault: Fault) -> int | None
     # Deliveries are kept in order of ok time.
     position = bisect_right([d.ok_ns for d in deliveries], fault.start_ns)
     return deliveries[position].ok_ns - fault.start_ns if position < len(deliveries) else None
+
+
+def _failed_as_it_died(index: HistoryIndex, tid: str, fault: Fault) -> bool:
+    """The worker had sent the task's fail when it was hit, and the queue took it: the next delivery carries
+    a higher attempt than the last one before the fault. That task was settled (retried), not recovered."""
+    deliveries = index.deliveries.get(tid) or []
+    before = [d for d in deliveries if d.ok_ns <= fault.start_ns]
+    after = [d for d in deliveries if d.ok_ns > fault.start_ns]
+    fail_sent = any(f.invoke_ns <= fault.start_ns for f in index.failures.get(tid, ()))
+    return bool(before and after and fail_sent) and after[0].attempt > before[-1].attempt
 
 
 def _settled(index: HistoryIndex, tid: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -70,7 +69,7 @@ async def heal(ctx: FaultContext) -> None:
     """Bring every consumer slot back: resume the paused, replace the dead."""
     for slot, agent in list(ctx.fleet.consumers.items()):
         if agent.alive():
-            agent.signal(signal.SIGCONT)
+            agent.resume()
         elif slot not in ctx.busy_slots:
             ctx.fleet.replace_consumer(slot)
 

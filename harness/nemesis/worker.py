@@ -1,15 +1,32 @@
-"""Faults on consumer processes: SIGKILL, SIGSTOP/SIGCONT, SIGTERM."""
+"""Faults on consumer processes: SIGKILL, SIGSTOP/SIGCONT, SIGTERM.
+
+A hosted worker is hurt the way its users' supervisors hurt it: a kill or a pause takes its
+whole process tree (a control group, a container), SIGTERM goes to its main process (`docker
+stop`). Two variants for workers with children: `kill-main` kills only the main process (a
+plain `kill PID`: children that left its process group live on), `kill-child` one child
+(a pool process, a work-horse) and leaves the worker to cope.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import random
 import signal
 import time
+from collections.abc import Callable
 
 from harness.fleet import Agent, consumer_state
 from harness.history import INFO, INVOKE, OK
 from harness.nemesis.base import FaultContext, fault, wait_exit
 from harness.plan import FaultEvent
+
+# How long a SIGTERMed consumer may take to shut down gracefully before it is killed.
+TERM_PATIENCE_S = 15.0
+# How long a fault waits for its victim to be where it should strike (holding tasks, settling them)
+# before it strikes anyway: on a loaded machine a restarted worker can take seconds to start reading.
+AIM_PATIENCE_S = 5.0
 
 
 def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Agent] | None:
@@ -22,13 +39,13 @@ def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Ag
     return slot, agent
 
 
-async def _aim(agent: Agent, aim: str, patience_s: float = 1.0) -> list[str]:
+async def _aim(agent: Agent, aim: str, patience_s: float = AIM_PATIENCE_S) -> list[str]:
     """Wait (briefly) until the victim is where the fault should hit; returns what it holds.
 
     A consumer spends part of its time waiting for work, and striking then proves
     nothing: "holding" waits until it holds tasks, "settling" until an ack or fail
     is in flight (where a two-step settle can be split), "failing" until a fail is.
-    After `patience_s` it strikes anyway.
+    After `patience_s` it strikes anyway (and vacuity reports a fault that hit nothing).
     """
     deadline = time.monotonic() + patience_s
     state = consumer_state(agent.journal)
@@ -44,20 +61,22 @@ async def _start(ctx: FaultContext, event: FaultEvent, agent: Agent, process: st
 
 
 async def _down_then_replace(
-    ctx: FaultContext, event: FaultEvent, process: str, slot: int, agent: Agent, sig: signal.Signals
+    ctx: FaultContext, event: FaultEvent, process: str, slot: int, agent: Agent, how: Callable[[Agent], None]
 ) -> None:
     ctx.busy_slots.add(slot)
     try:
         await _start(ctx, event, agent, process)
         agent.planned_exit = True
-        agent.signal(signal.SIGCONT)  # a paused process must run to handle SIGTERM
-        agent.signal(sig)
-        if not await wait_exit(agent.alive, 15.0):
-            agent.signal(signal.SIGKILL)
+        how(agent)
+        if not await wait_exit(agent.alive, TERM_PATIENCE_S):
+            agent.kill()
             await wait_exit(agent.alive, 5.0)
+        # Once its whole tree is dead the journal is final: what it held at the kill, exactly (the aim only
+        # saw a moment before the strike).
+        held = consumer_state(agent.journal).held if how is Agent.kill else []
         await asyncio.sleep(event.duration_s)
         replacement = ctx.fleet.replace_consumer(slot)
-        ctx.journal.record(process, OK, "fault", {"restarted": replacement.name})
+        ctx.journal.record(process, OK, "fault", {"restarted": replacement.name, **({"held": held} if held else {})})
     finally:
         ctx.busy_slots.discard(slot)
 
@@ -66,14 +85,48 @@ async def _down_then_replace(
 async def kill(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGKILL a consumer mid-work; a new one takes its slot after duration_s."""
     if victim := _victim(ctx, event, process):
-        await _down_then_replace(ctx, event, process, *victim, signal.SIGKILL)
+        await _down_then_replace(ctx, event, process, *victim, Agent.kill)
+
+
+@fault("kill-main")
+async def kill_main(ctx: FaultContext, event: FaultEvent, process: str) -> None:
+    """SIGKILL only the consumer's main process (children live on); a new one takes its slot."""
+    if victim := _victim(ctx, event, process):
+        await _down_then_replace(ctx, event, process, *victim, _kill_main)
+
+
+def _kill_main(agent: Agent) -> None:
+    agent.signal(signal.SIGKILL)
+
+
+def _terminate(agent: Agent) -> None:
+    agent.resume()  # a paused process must run to handle SIGTERM
+    agent.signal(signal.SIGTERM)
+
+
+@fault("kill-child")
+async def kill_child(ctx: FaultContext, event: FaultEvent, process: str) -> None:
+    """SIGKILL one child process of a hosted worker (a pool process, a work-horse); the worker stays."""
+    victim = _victim(ctx, event, process)
+    if victim is None:
+        return
+    _, agent = victim
+    await _start(ctx, event, agent, process)
+    children = agent.children()
+    if not children:
+        ctx.journal.record(process, INFO, "fault", {"error": "the worker has no child process"})
+        return
+    child = random.Random(f"{ctx.plan.seed}:{process}").choice(children)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child, signal.SIGKILL)
+    ctx.journal.record(process, OK, "fault", {"pid": child})
 
 
 @fault("term")
 async def term(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGTERM: the consumer settles what it holds and exits; replaced after duration_s."""
     if victim := _victim(ctx, event, process):
-        await _down_then_replace(ctx, event, process, *victim, signal.SIGTERM)
+        await _down_then_replace(ctx, event, process, *victim, _terminate)
 
 
 @fault("pause")
@@ -86,9 +139,10 @@ async def pause(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     ctx.busy_slots.add(slot)
     try:
         await _start(ctx, event, agent, process)
-        agent.signal(signal.SIGSTOP)
+        agent.pause()
+        held = consumer_state(agent.journal).held  # stopped: its journal stands still
         await asyncio.sleep(event.duration_s)
-        agent.signal(signal.SIGCONT)
-        ctx.journal.record(process, OK, "fault", {})
+        agent.resume()
+        ctx.journal.record(process, OK, "fault", {"held": held} if held else {})
     finally:
         ctx.busy_slots.discard(slot)

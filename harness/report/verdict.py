@@ -52,7 +52,10 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
         expect=scenario.expect,
         pending_timeout_s=scenario.queue.pending_timeout_s,
         delivery_cap=scenario.queue.delivery_cap,
-        promises=queue_promises(plan.queue),
+        hosted=bool(facts.get("hosted")),
+        # Runs record what their queue promised; for a folder of an older harness, ask its adapter.
+        promises=Promises(**facts["promises"]) if facts.get("promises") else queue_promises(plan.queue),
+        client_timeout_s=float(facts.get("client_timeout_s", 5.0)),
     )
     results = check_history(history, context)
     phases = facts.get("phases_ns", {})
@@ -66,6 +69,8 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
         "scenario": scenario.name,
         "seed": plan.seed,
         "queue": plan.queue,
+        "hosted": context.hosted,
+        "promises": context.promises.as_dict(),
         "code_version": code_version(),
         "redis": facts.get("redis", {}),
         "started_at": facts.get("started_at"),

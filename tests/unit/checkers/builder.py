@@ -113,6 +113,22 @@ class HistoryBuilder:
         listed = [outcomes] * len(tasks) if isinstance(outcomes, str) else list(outcomes)
         self.respond(process, "fail", "ok", {"outcomes": listed})
 
+    # -- hosted workers (harness.hosted.handler: each start and finish is an invoke and its reply at once)
+    def _paired(self, lane: str, f: str, invoke_value: Any, ok_value: Any) -> None:
+        self.now_ns += self.step_ns
+        for type_, value in (("invoke", invoke_value), ("ok", ok_value)):
+            op = {"index": -1, "time_ns": self.now_ns, "process": lane, "type": type_, "f": f, "value": value}
+            self.ops.append(op)
+
+    def start(self, lane: str, tid: str, *, prio: int = 2, attempt: int | None = 0, deliveries: int | None = 1) -> None:
+        self._paired(lane, "deliver", {}, {"tasks": [[tid, prio, attempt, deliveries]]})
+
+    def finish(self, lane: str, tid: str, *, error: str | None = None, attempt: int = 0) -> None:
+        if error is None:
+            self._paired(lane, "complete", {"tasks": [tid]}, {"refused": []})
+        else:
+            self._paired(lane, "fail", {"tasks": [[tid, attempt, error]]}, {"outcomes": ["raised"]})
+
     # -- nemesis and runner -------------------------------------------------------------------------
     def fault(
         self, kind: str, target: str, *, held: Sequence[str] = (), ends: bool = True, process: str = "nemesis"

@@ -148,6 +148,22 @@ def test_a_capped_task_whose_holders_a_fault_hit_is_not_innocent() -> None:
     assert judge(check_dlq, h, delivery_cap=3).valid is True
 
 
+def test_a_capped_task_that_outlived_its_lease_under_live_holders_is_not_innocent() -> None:
+    """Soak seed 830952873 (long_tasks on the harness's own consumer, which does not renew): each holder
+    finished the task after its lease ran out and had its ack refused, five times."""
+    h = HistoryBuilder()
+    h.enqueue("p0", ["long"])
+    for n in range(1, 4):
+        h.deliver(f"c{n}#0", [("long", 2, 0, n)])
+        h.advance(s=1.5)
+        h.complete(f"c{n}#0", ["long"], refused=["long"])
+    h.final(dead=[("long", "delivery cap: 3", 0, 0)])
+    result = judge(check_dlq, h, delivery_cap=3)
+    assert result.valid is True
+    assert result.figures["outlived_lease_dead"] == 1
+    assert result.figures["innocent_dead"] == 0
+
+
 def test_without_final_state_the_dlq_is_unknown() -> None:
     h = HistoryBuilder()
     fail_to_death(h, "t1")

@@ -89,3 +89,30 @@ def test_held_task_whose_ack_was_in_flight_at_the_kill_is_fine() -> None:
     result = judge(check_recovery, h)
     assert result.figures["never_redelivered"] == 0
     assert result.figures["settled_without_redelivery"] == 1
+
+
+def failed_as_it_died(retry_attempt: int) -> HistoryBuilder:
+    """t1's fail was sent just before the kill; it comes back 20 s later (a retry behind a backlog)."""
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#0", [("t1", 2, 0, 1)])
+    h.fail("c0#0", [("t1", 0)], outcomes=None)
+    h.kill("c0", held=["t1"])
+    h.advance(s=20)
+    h.deliver("c1#0", [("t1", 2, retry_attempt, 1 if retry_attempt else 2)])
+    h.complete("c1#0", ["t1"])
+    h.final()
+    return h
+
+
+def test_a_task_whose_fail_got_through_as_its_worker_died_was_retried_not_recovered() -> None:
+    """Soak seed 266853139 (mixed_faults, 58 s): a retry queued behind a backlog is no slow recovery."""
+    result = judge(check_recovery, failed_as_it_died(retry_attempt=1), expect=Expectations(max_recovery_s=8.0))
+    assert result.valid is True
+    assert result.figures["settled_without_redelivery"] == 1
+
+
+def test_a_task_whose_fail_was_lost_with_its_worker_is_still_measured() -> None:
+    result = judge(check_recovery, failed_as_it_died(retry_attempt=0), expect=Expectations(max_recovery_s=8.0))
+    assert result.valid is False
+    assert result.figures["max_s"] == pytest.approx(20.0, abs=0.1)
