@@ -6,7 +6,8 @@ an attempt number above max_retries handed out; a fail of attempt max_retries or
 "retried"; more failed attempts than the budget; a DLQ entry storing a retry count above it.
 Beyond the cap: an attempt reported delivered more than delivery_cap times, or seen handed out more
 often than that, unless it was stored twice (two first deliveries: the stored-twice checker's) or a
-Redis fault that may roll state back came between (a rolled-back lease is handed out again).
+Redis fault that may roll state back came between (a rolled-back lease is handed out again). The cap is
+taskq's: in hosted runs (a library's own workers) it is reported, not judged.
 """
 
 from __future__ import annotations
@@ -44,9 +45,12 @@ def check_budget(index: HistoryIndex, context: CheckContext) -> CheckResult:
             continue  # the common case: handed out once, on its first try
         _judge_budget(index, tid, deliveries, tally, examples)
         _judge_cap(index, context, tid, deliveries, redis, tally, examples)
-    judged = context.promises.retries
-    broken = (tally.tasks_beyond_budget if judged else 0) + tally.deliveries_beyond_cap
-    note = "" if judged else "retry budget not judged: the queue does not promise retries"
+    judged, capped = context.promises.retries, not context.hosted
+    broken = (tally.tasks_beyond_budget if judged else 0) + (tally.deliveries_beyond_cap if capped else 0)
+    notes = [] if judged else ["retry budget not judged: the queue does not promise retries"]
+    if not capped:
+        notes.append("delivery cap not judged in a hosted run: a library promises none (figures as observed)")
+    note = "; ".join(notes)
     return CheckResult(name="budget", valid=broken == 0, figures=asdict(tally), anomalies=examples.pick(), note=note)
 
 

@@ -41,7 +41,12 @@ class _Settlement:
     outcome: str  # "accepted", "refused" or "unknown"
 
 
+HOSTED_NOTE = "not judged in a hosted run: a finish is the end of the handler, not an ack the queue answered"
+
+
 def check_ownership(index: HistoryIndex, context: CheckContext) -> CheckResult:
+    if context.hosted:
+        return CheckResult(name="ownership", valid=True, note=HOSTED_NOTE)
     tally, examples = _Tally(), Examples()
     redis = [f for f in index.faults if is_redis_fault(f.kind)]
     for tid, deliveries in index.deliveries.items():

@@ -119,3 +119,16 @@ def test_the_budget_is_not_judged_where_retries_are_not_promised() -> None:
     result = judge(check_budget, h, promises=Promises(retries=False))
     assert result.valid is True
     assert result.figures["tasks_beyond_budget"] == 1
+
+
+def test_the_delivery_cap_is_reported_not_judged_in_a_hosted_run() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    for n in range(1, 6):
+        h.deliver(f"c{n}.1.0", [("t1", 2, 0, n)])
+        h.kill(f"c{n}", held=["t1"])
+    h.final()
+    result = judge(check_budget, h, delivery_cap=4, hosted=True)
+    assert result.valid is True
+    assert result.figures["deliveries_beyond_cap"] == 1
+    assert "hosted" in result.note

@@ -108,3 +108,11 @@ def test_a_holder_paused_inside_its_read_is_found_by_its_delivery_count() -> Non
     assert (result.valid, result.figures["early_explained"]) == (True, 1)
     h.ops = [op for op in h.ops if op["f"] != "fault"]  # the same without the pause: nothing explains it
     assert judge(check_leases, h, pending_timeout_s=2.0).valid is False
+
+
+def test_a_hosted_run_is_not_judged() -> None:
+    h = HistoryBuilder()
+    steal_early(h)
+    result = judge(check_leases, h, pending_timeout_s=2.0, hosted=True)
+    assert result.valid is True
+    assert "hosted" in result.note

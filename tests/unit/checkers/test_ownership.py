@@ -114,3 +114,13 @@ def test_a_queue_that_does_not_promise_it_is_not_judged() -> None:
     assert result.valid is True
     assert result.figures["accepted"] == 1
     assert "does not promise" in result.note
+
+
+def test_a_hosted_run_is_not_judged() -> None:
+    h = HistoryBuilder()
+    handed_over(h)
+    h.complete("c0", ["t1"])  # a hosted finish: the handler returned, the library's ack is unseen
+    h.final()
+    result = judge(check_ownership, h, hosted=True)
+    assert result.valid is True
+    assert "hosted" in result.note

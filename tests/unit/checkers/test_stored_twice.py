@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
+
 from harness.checkers.stored_twice import check_stored_twice
 from tests.unit.checkers.builder import HistoryBuilder, judge
 
@@ -72,3 +76,36 @@ def test_a_task_found_twice_in_the_final_state_is_caught() -> None:
     assert result.valid is False
     assert result.figures["in_final_state_twice"] == 1
     assert result.anomalies[0] == {"kind": "in_final_state_twice", "tid": "t1"}
+
+
+def hosted_copy(h: HistoryBuilder, between: Callable[[HistoryBuilder], None]) -> None:
+    """t1 started by a lane of worker c0, then afresh (a count of 1) by worker c1's."""
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#1.7.0", [("t1", 2, 0, 1)])
+    between(h)
+    h.deliver("c1#1.8.0", [("t1", 2, 0, 1)])
+    h.complete("c1#1.8.0", ["t1"])
+    h.final()
+
+
+@pytest.mark.parametrize(
+    "between",
+    [
+        lambda h: h.fail("c0#1.7.0", [("t1", 0)], "cancelled"),
+        lambda h: h.fault("term", "c0#1"),
+        lambda h: h.exit("c0#1", 0),
+    ],
+    ids=["run cancelled", "worker stopped", "worker exited"],
+)
+def test_a_hosted_worker_handing_a_task_back_is_no_second_copy(between: Callable[[HistoryBuilder], None]) -> None:
+    h = HistoryBuilder()
+    hosted_copy(h, between)
+    result = judge(check_stored_twice, h, hosted=True)
+    assert (result.valid, result.figures["handed_back"]) == (True, 1)
+    assert judge(check_stored_twice, h).valid is False  # the harness's own consumers never hand back
+
+
+def test_a_hosted_copy_with_nothing_handed_back_is_caught() -> None:
+    h = HistoryBuilder()
+    hosted_copy(h, lambda h: h.complete("c0#1.7.0", ["t1"]))
+    assert judge(check_stored_twice, h, hosted=True).valid is False
