@@ -79,17 +79,23 @@ def _handovers(deliveries: list[Delivery]) -> list[tuple[Delivery, Delivery]]:
     read began first: its lease is the first to run out, so the handover is judged most leniently."""
     found = []
     for handed in deliveries:
-        if handed.deliveries < 2:
-            continue
+        if handed.deliveries < 2 or _copies(deliveries, handed.attempt) > 1:
+            continue  # an attempt handed out afresh twice was stored twice: whose lease moved is unknown
         held = None
         for earlier in deliveries:
             if earlier.attempt != handed.attempt or earlier.deliveries >= handed.deliveries:
                 continue
+            if earlier.invoke_ns >= handed.ok_ns:
+                continue  # read after the handover ended: not the lease it took (another copy's)
             if held is None or (earlier.deliveries, -earlier.invoke_ns) > (held.deliveries, -held.invoke_ns):
                 held = earlier
         if held is not None and held.process != handed.process:
             found.append((held, handed))
     return found
+
+
+def _copies(deliveries: list[Delivery], attempt: int) -> int:
+    return sum(1 for d in deliveries if d.attempt == attempt and d.deliveries == 1)
 
 
 def _may_excuse(fault: Fault) -> bool:

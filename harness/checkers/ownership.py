@@ -126,12 +126,17 @@ def _settled_delivery(deliveries: list[Delivery], settlement: _Settlement) -> De
 
 
 def _handover(deliveries: list[Delivery], held: Delivery, settlement: _Settlement) -> Delivery | None:
-    """The first later delivery of the task to another process, returned before the settlement began."""
+    """The first later delivery of the task to another process, returned before the settlement began and
+    after the held one's read began (a handover of the held lease cannot come before it was taken). An
+    attempt handed out afresh twice was stored twice: which copy a later count belongs to is unknown, so
+    such an attempt is left to the stored-twice checker."""
     key = (held.attempt, held.deliveries)
+    if sum(1 for d in deliveries if d.attempt == held.attempt and d.deliveries == 1) > 1:
+        return None
     for delivery in deliveries:
         if (
             delivery.process != held.process
-            and delivery.ok_ns < settlement.invoke_ns
+            and held.invoke_ns < delivery.ok_ns < settlement.invoke_ns
             and (delivery.attempt, delivery.deliveries) > key
         ):
             return delivery

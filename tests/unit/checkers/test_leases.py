@@ -116,3 +116,22 @@ def test_a_hosted_run_is_not_judged() -> None:
     result = judge(check_leases, h, pending_timeout_s=2.0, hosted=True)
     assert result.valid is True
     assert "hosted" in result.note
+
+
+def test_a_lease_taken_after_the_handover_is_not_the_one_handed_over() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c2", [("t1", 2, 0, 2)])  # another copy's reclaim: its first read was never seen
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.final()
+    assert judge(check_leases, h, pending_timeout_s=2.0).figures["handovers"] == 0
+
+
+def test_an_attempt_stored_twice_is_left_to_the_stored_twice_checker() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.deliver("c1", [("t1", 2, 0, 1)])
+    h.deliver("c2", [("t1", 2, 0, 2)])  # whose lease moved: c0's copy or c1's?
+    h.final()
+    assert judge(check_leases, h, pending_timeout_s=2.0).figures["handovers"] == 0

@@ -124,3 +124,16 @@ def test_a_hosted_run_is_not_judged() -> None:
     result = judge(check_ownership, h, hosted=True)
     assert result.valid is True
     assert "hosted" in result.note
+
+
+def test_a_copy_whose_first_read_was_unseen_is_not_a_handover() -> None:
+    # Stored twice; the first copy's first read was lost with its reader, and it was reclaimed (count 2)
+    # before c0 read the second copy (count 1): c0's ack settles its own copy.
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c2", [("t1", 2, 0, 2)])
+    h.complete("c2", ["t1"])
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.complete("c0", ["t1"])
+    h.final()
+    assert judge(check_ownership, h).figures["late_settlements"] == 0
