@@ -98,7 +98,7 @@ def _sequences(index: HistoryIndex) -> _Sequences:
     enqueue was not answered before its read)."""
     found = _Sequences()
     rows, suspect = found.rows, found.suspect
-    last: dict[tuple[str, int], tuple[int, int, int]] = {}  # the group's last in-place row: read ok, invoke, n
+    # The index appends the late-matched after all the others, so a group's previous row is in place too.
     for seq, (tid, prio, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, is_first) in enumerate(
         index.first_deliveries
     ):
@@ -106,16 +106,17 @@ def _sequences(index: HistoryIndex) -> _Sequences:
         if parsed is None:
             continue
         key, n = (parsed[0], prio), parsed[1]
+        row = _new(_Row, (n, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, tid, seq))
         group = rows.get(key)
         if group is None:
-            group = rows[key] = []
-        group.append(_new(_Row, (n, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, tid, seq)))
-        if enqueue_ok_ns > read_ok_ns:
-            continue  # matched late: its place in its read is unknown
-        previous = last.get(key)
-        if previous is not None and previous[0] == read_ok_ns and previous[1] == read_invoke_ns and n < previous[2]:
+            rows[key] = [row]
+            continue
+        previous = group[-1]
+        group.append(row)
+        # Same read (its end and start), a lower n listed later, both in their place: look closer.
+        same_read = read_ok_ns == previous[4] and read_invoke_ns == previous[3]
+        if n < previous[0] and same_read and enqueue_ok_ns <= read_ok_ns and previous[2] <= previous[4]:
             suspect.add(key)
-        last[key] = (read_ok_ns, read_invoke_ns, n)
     return found
 
 
@@ -148,9 +149,10 @@ def _certainly_before(a: _Row, b: _Row) -> bool:
 
 
 def _check_calls(producer: str, prio: int, rows: list[_Row], tally: _Tally, examples: Examples) -> None:
-    """The tasks of one enqueue call across reads: sorted by call and n, the latest read start among a
-    task's predecessors in its call must not come after its own read ended."""
-    rows.sort(key=itemgetter(1, 2, 0))  # by call (invoke, then answer), then n
+    """The tasks of one enqueue call across reads: sorted by n, a call's tasks are a run (a producer
+    numbers each batch's tasks in a row), and the latest read start among a task's predecessors in its
+    call must not come after its own read ended."""
+    rows.sort()  # by n, unique in a group: tuples compare on it alone, no key function
     call_invoke = call_ok = call_start = -1
     pairs = in_call = 0
     # One iteration per task: plain locals and tuple unpacking (a NamedTuple attribute is a call).
