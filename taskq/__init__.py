@@ -10,6 +10,7 @@ from taskq.errors import (
     PayloadTooLarge,
     ReceiptError,
     RedisUnavailable,
+    ReplicationTimeout,
     TaskqError,
     WrongKeyType,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "Receipt",
     "ReceiptError",
     "RedisUnavailable",
+    "ReplicationTimeout",
     "Task",
     "TaskPriority",
     "TaskQueue",

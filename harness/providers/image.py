@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SetupError
-from harness.providers.local import find_redis_server
+from harness.providers.binary import find_redis_server
 
 DEFAULT_IMAGE = "taskq-harness/redis:local"
 REDIS_IN_IMAGE = "/usr/bin/redis-server"

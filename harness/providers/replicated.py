@@ -1,0 +1,201 @@
+"""A primary, N replicas and three Sentinels, all local processes on loopback: `--redis replicated[:N]`.
+
+Clients find the primary through the Sentinels: the URL is
+`redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/taskq/0` (taskq/connection.py reads it).
+Each server has a folder of its own under the run's Redis folder (node-0 is the first primary,
+sentinel-0..2). Sentinels declare a primary down after 1 s of silence (quorum 2) and promote the
+replica with the most data.
+
+What the topology faults (harness/nemesis/topology.py) need from it: which node is the primary
+now (as the Sentinels say), killing and restarting one node (the old primary comes back as a
+replica of the new one), cutting the primary off from its replicas and Sentinels while clients
+still reach it (harness/providers/nodes.py says how), and a snapshot of roles and offsets for the
+journal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from harness.errors import SetupError
+from harness.providers.binary import ServerBinary
+from harness.providers.nodes import (
+    LOOPBACK,
+    REPLICA_USER,
+    SENTINEL_USER,
+    DataNode,
+    LinkUsers,
+    SentinelProcess,
+    SentinelTiming,
+    admin,
+    check_persistence,
+    wait_until,
+)
+
+SERVICE = "taskq"
+SENTINELS = 3
+DEFAULT_REPLICAS = 2
+START_TIMEOUT_S = 20.0
+FAILOVER_TIMEOUT_S = 30.0
+
+
+class ReplicatedRedis:
+    """Primary, replicas and Sentinels of one run."""
+
+    topology = "replicated"
+
+    def __init__(
+        self, workdir: Path, binary: ServerBinary, *, replicas: int = DEFAULT_REPLICAS, persistence: str = "none"
+    ) -> None:
+        check_persistence(persistence)
+        if replicas < 1:
+            raise SetupError(f"replicated:{replicas}: a replicated topology needs at least 1 replica")
+        self.workdir = Path(workdir).resolve()
+        self.binary = binary
+        self.persistence = persistence
+        self.links = LinkUsers()
+        self.timing = SentinelTiming()
+        self.nodes = [
+            DataNode(f"node-{i}", self.workdir / f"node-{i}", binary, persistence, extra=(), links=self.links)
+            for i in range(replicas + 1)
+        ]
+        self.sentinels = [
+            SentinelProcess(f"sentinel-{i}", self.workdir / f"sentinel-{i}", binary, timing=self.timing)
+            for i in range(SENTINELS)
+        ]
+        self.cut_node: DataNode | None = None
+
+    # -- the Provider protocol ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"{LOOPBACK}:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+
+    def start(self) -> None:
+        first = self.nodes[0]
+        try:
+            first.set_replica_of(None, self.links)
+            first.start()
+            for node in self.nodes[1:]:
+                node.set_replica_of(first.port, self.links)
+                node.start()
+            for sentinel in self.sentinels:
+                sentinel.write_config(SERVICE, first.port, self.links)
+                sentinel.start()
+            wait_until("every replica's first sync", self._replicas_in_sync, START_TIMEOUT_S)
+            wait_until("the Sentinels seeing every replica and each other", self._sentinels_ready, START_TIMEOUT_S)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for sentinel in self.sentinels:
+            with contextlib.suppress(Exception):
+                sentinel.stop()
+        for node in self.nodes:
+            with contextlib.suppress(Exception):
+                node.stop()
+
+    def describe(self) -> dict[str, str]:
+        primary = self.primary()
+        return {
+            "provider": "replicated", "topology": f"replicated: 1 primary, {len(self.nodes) - 1} replicas, "
+            f"{len(self.sentinels)} Sentinels (quorum {self.timing.quorum}, down after {self.timing.down_after_ms} ms)",
+            **self.binary.facts(), "persistence": self.persistence,
+            "redis_version": f"{self.binary.label}", "primary_at_end": primary.name if primary else "none",
+        }  # fmt: skip
+
+    # -- what the topology faults use ------------------------------------------------------------
+
+    def node_by_port(self, port: int | None) -> DataNode | None:
+        return next((node for node in self.nodes if node.port == port), None)
+
+    def primary(self) -> DataNode | None:
+        """The primary as most Sentinels name it now."""
+        ports = [s.primary_port(SERVICE) for s in self.sentinels]
+        named = [p for p in ports if p is not None]
+        if not named:
+            return None
+        return self.node_by_port(max(set(named), key=named.count))
+
+    def replicas_of(self, primary: DataNode) -> list[DataNode]:
+        return [node for node in self.nodes if node is not primary]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Roles and offsets of every node and the primary the Sentinels name: journaled before and after a fault."""
+        primary = self.primary()
+        return {"primary": primary.name if primary else None, "nodes": [node.snapshot() for node in self.nodes]}
+
+    def wait_new_primary(self, old: DataNode, timeout_s: float = FAILOVER_TIMEOUT_S) -> DataNode:
+        """Block until the Sentinels name another primary than `old` and it answers as one."""
+
+        def promoted() -> bool:
+            found = self.primary()
+            return found is not None and found is not old and found.role() == "master"
+
+        wait_until(f"a failover away from {old.name}", promoted, timeout_s)
+        new = self.primary()
+        assert new is not None
+        return new
+
+    def restart_as_replica(self, node: DataNode, primary: DataNode) -> None:
+        """Start `node` again as a replica of `primary` (never as a second primary, not even for a moment)."""
+        node.kill()
+        node.set_replica_of(primary.port, self.links)
+        node.start()
+
+    def wait_synced(self, node: DataNode, timeout_s: float = FAILOVER_TIMEOUT_S) -> None:
+        def synced() -> bool:
+            found = node.snapshot()
+            return found.get("role") == "slave" and found.get("link") == "up"
+
+        wait_until(f"{node.name} syncing as a replica", synced, timeout_s)
+
+    def cut_off(self, node: DataNode) -> None:
+        """Cut `node` off from its replicas and the Sentinels, not from clients: on it, the link users are
+        switched off and their connections killed, so every link to it fails until heal()."""
+        with admin(node.port) as client:
+            for user in (REPLICA_USER, SENTINEL_USER):
+                client.execute_command("ACL", "SETUSER", user, "off")
+                client.execute_command("CLIENT", "KILL", "USER", user)
+        # Replicas of it hold their link from their side too (the primary's CLIENT KILL closes it).
+        self.cut_node = node
+
+    def heal(self) -> None:
+        node, self.cut_node = self.cut_node, None
+        if node is None or not node.alive():
+            return
+        with admin(node.port) as client:
+            for user in (REPLICA_USER, SENTINEL_USER):
+                client.execute_command("ACL", "SETUSER", user, "on")
+
+    def _replicas_in_sync(self) -> bool:
+        return all(node.snapshot().get("link") == "up" for node in self.nodes[1:])
+
+    def _sentinels_ready(self) -> bool:
+        try:
+            for sentinel in self.sentinels:
+                with admin(sentinel.port, 1.0) as client:
+                    master = dict(_pairs(client.execute_command("SENTINEL", "MASTER", SERVICE)))
+                    if int(master.get("num-slaves", 0)) < len(self.nodes) - 1:
+                        return False
+                    if int(master.get("num-other-sentinels", 0)) < len(self.sentinels) - 1:
+                        return False
+        except (redis.RedisError, OSError):
+            return False
+        return True
+
+
+def _pairs(reply: Any) -> list[tuple[str, str]]:
+    """SENTINEL MASTER's reply (redis-py parses it into a dict; raw, it is a flat list) as text pairs."""
+
+    def text(value: Any) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    items = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2])
+    return [(text(k), text(v)) for k, v in items]
