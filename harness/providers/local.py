@@ -21,8 +21,12 @@ from urllib.parse import quote
 import redis
 
 from harness.errors import SetupError
-from harness.providers.binary import find_redis_server as find_redis_server
-from harness.providers.binary import inspect
+from harness.providers.binary import find_redis_server, inspect
+
+__all__ = [
+    "PERSISTENCE_ARGS", "LocalRedis", "RedisConfig", "TlsFiles",
+    "find_redis_server", "free_port", "url_or_fresh_server",
+]  # fmt: skip
 
 PERSISTENCE_ARGS: dict[str, tuple[str, ...]] = {
     "none": ("--save", "", "--appendonly", "no"),
