@@ -69,7 +69,7 @@ class ClusterRedis:
         self.workdir = Path(workdir).resolve()
         self.binary = binary
         self.persistence = persistence
-        links = LinkUsers()
+        links = LinkUsers(())
         extra = (
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-require-full-coverage", "no",

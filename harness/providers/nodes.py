@@ -25,7 +25,7 @@ from harness.providers.binary import ServerBinary
 from harness.providers.local import PERSISTENCE_ARGS, LocalRedis, RedisConfig, free_port
 
 LOOPBACK = "127.0.0.1"
-REPLICA_USER = "taskq-replica"
+REPLICA_USER_PREFIX = "taskq-replica-"
 SENTINEL_USER = "taskq-sentinel"
 ADMIN_TIMEOUT_S = 3.0
 # A replica's first sync right away (the default waits 5 s for more replicas to share one RDB transfer).
@@ -34,18 +34,30 @@ REPLICATION_ARGS = ("--repl-diskless-sync-delay", "0", "--repl-diskless-sync", "
 
 @dataclass(frozen=True, slots=True)
 class LinkUsers:
-    """The Redis users that server-to-server links log in as (one password for this run)."""
+    """The Redis users that server-to-server links log in as (one password for this run): one per
+    replica (so that one replica's link can be cut alone) and one for the Sentinels."""
 
+    nodes: tuple[str, ...]
     password: str = field(default_factory=lambda: secrets.token_hex(12))
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        return (*(replica_user(name) for name in self.nodes), SENTINEL_USER)
 
     def node_args(self) -> tuple[str, ...]:
         rules = ("on", f">{self.password}", "allcommands", "allkeys", "allchannels")
-        return ("--user", REPLICA_USER, *rules, "--user", SENTINEL_USER, *rules)
+        return tuple(arg for user in self.users for arg in ("--user", user, *rules))
 
-    def replica_args(self, primary_port: int) -> tuple[str, ...]:
+    def replica_args(self, name: str, primary_port: int) -> tuple[str, ...]:
         return (
-            "--replicaof", LOOPBACK, str(primary_port), "--masteruser", REPLICA_USER, "--masterauth", self.password,
+            "--replicaof", LOOPBACK, str(primary_port), "--masteruser", replica_user(name),
+            "--masterauth", self.password,
         )  # fmt: skip
+
+
+def replica_user(node_name: str) -> str:
+    """The user `node_name` logs in as when it replicates from a primary."""
+    return f"{REPLICA_USER_PREFIX}{node_name}"
 
 
 def admin(port: int, timeout_s: float = ADMIN_TIMEOUT_S) -> redis.Redis:
@@ -79,13 +91,15 @@ class DataNode(LocalRedis):
         links: LinkUsers,
     ) -> None:
         self.name = name
-        self.base_args = (*links.node_args(), *REPLICATION_ARGS, "--protected-mode", "no", *extra)
+        self.base_args = (*links.node_args(), *REPLICATION_ARGS, *extra)
         config = RedisConfig(persistence=persistence, extra_args=self.base_args)
         super().__init__(folder, config, binary=binary.path)
 
     def set_replica_of(self, primary_port: int | None, links: LinkUsers) -> None:
         """How the next start() begins: as a replica of `primary_port`, or as a primary (None)."""
-        args = self.base_args if primary_port is None else (*self.base_args, *links.replica_args(primary_port))
+        args = (
+            self.base_args if primary_port is None else (*self.base_args, *links.replica_args(self.name, primary_port))
+        )
         self.config = replace(self.config, extra_args=args)
 
     def alive(self) -> bool:

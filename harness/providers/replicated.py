@@ -25,7 +25,6 @@ from harness.errors import SetupError
 from harness.providers.binary import ServerBinary
 from harness.providers.nodes import (
     LOOPBACK,
-    REPLICA_USER,
     SENTINEL_USER,
     DataNode,
     LinkUsers,
@@ -33,6 +32,7 @@ from harness.providers.nodes import (
     SentinelTiming,
     admin,
     check_persistence,
+    replica_user,
     wait_until,
 )
 
@@ -57,7 +57,7 @@ class ReplicatedRedis:
         self.workdir = Path(workdir).resolve()
         self.binary = binary
         self.persistence = persistence
-        self.links = LinkUsers()
+        self.links = LinkUsers(tuple(f"node-{i}" for i in range(replicas + 1)))
         self.timing = SentinelTiming()
         self.nodes = [
             DataNode(f"node-{i}", self.workdir / f"node-{i}", binary, persistence, extra=(), links=self.links)
@@ -156,14 +156,15 @@ class ReplicatedRedis:
 
         wait_until(f"{node.name} syncing as a replica", synced, timeout_s)
 
-    def cut_off(self, node: DataNode) -> None:
-        """Cut `node` off from its replicas and the Sentinels, not from clients: on it, the link users are
-        switched off and their connections killed, so every link to it fails until heal()."""
+    def cut_off(self, node: DataNode, users: tuple[str, ...] | None = None) -> None:
+        """Cut `node` off from its replicas and the Sentinels (or only from the links of `users`), not from
+        clients: on it, the link users are switched off and their connections killed, so every link to it
+        fails (replicas and Sentinels reconnect, and are refused) until heal()."""
+        chosen = self.links.users if users is None else users
         with admin(node.port) as client:
-            for user in (REPLICA_USER, SENTINEL_USER):
+            for user in chosen:
                 client.execute_command("ACL", "SETUSER", user, "off")
                 client.execute_command("CLIENT", "KILL", "USER", user)
-        # Replicas of it hold their link from their side too (the primary's CLIENT KILL closes it).
         self.cut_node = node
 
     def heal(self) -> None:
@@ -171,8 +172,36 @@ class ReplicatedRedis:
         if node is None or not node.alive():
             return
         with admin(node.port) as client:
-            for user in (REPLICA_USER, SENTINEL_USER):
+            for user in self.links.users:
                 client.execute_command("ACL", "SETUSER", user, "on")
+
+    def replication_user(self, node: DataNode) -> str:
+        return replica_user(node.name)
+
+    def promote(self, chosen: DataNode, old: DataNode) -> None:
+        """A manual failover to `chosen`, as an operator does it: REPLICAOF NO ONE on it, the Sentinels told
+        to watch it instead (SENTINEL REMOVE, MONITOR, SET), then every other node made its replica."""
+        with admin(chosen.port) as client:
+            client.execute_command("REPLICAOF", "NO", "ONE")
+        t = self.timing
+        for sentinel in self.sentinels:
+            with admin(sentinel.port) as client:
+                client.execute_command("SENTINEL", "REMOVE", SERVICE)
+                client.execute_command("SENTINEL", "MONITOR", SERVICE, LOOPBACK, chosen.port, t.quorum)
+                settings = {
+                    "down-after-milliseconds": t.down_after_ms, "failover-timeout": t.failover_timeout_ms,
+                    "parallel-syncs": 2, "auth-user": SENTINEL_USER, "auth-pass": self.links.password,
+                }  # fmt: skip
+                for name, value in settings.items():
+                    client.execute_command("SENTINEL", "SET", SERVICE, name, value)
+        for node in self.nodes:
+            if node is chosen or not node.alive():
+                continue
+            node.set_replica_of(chosen.port, self.links)
+            with admin(node.port) as client:
+                client.execute_command("CONFIG", "SET", "masteruser", replica_user(node.name))
+                client.execute_command("CONFIG", "SET", "masterauth", self.links.password)
+                client.execute_command("REPLICAOF", LOOPBACK, chosen.port)
 
     def _replicas_in_sync(self) -> bool:
         return all(node.snapshot().get("link") == "up" for node in self.nodes[1:])
