@@ -54,6 +54,12 @@ class QueueOptions:
     retry_max_delay_s: float = 1.0
     delivery_cap: int = 5
     block_ms: int = 100
+    # Durability: WAIT for this many replicas after each enqueue, ack and fail (0: none), at most the timeout.
+    replicas_to_wait: int = 0
+    replica_wait_timeout_ms: int = 1000
+    # Tasks spread over this many queues (by task id), each with a hash tag of its own: on a cluster,
+    # over the shards. The first is the run's queue name; consumers serve all of them.
+    queues: int = 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
