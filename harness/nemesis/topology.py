@@ -166,10 +166,13 @@ async def split_brain(ctx: FaultContext, event: FaultEvent, process: str) -> Non
         new = await _run(lambda: provider.wait_new_primary(old, timeout_s=max(event.duration_s, 15.0)))
         promoted = new.name
     except SetupError:
-        pass  # no promotion while cut: the old primary stays the primary, nothing is discarded
+        new = old  # no promotion while cut: the old primary stays the primary, nothing is discarded
     await asyncio.sleep(max(0.0, event.duration_s - (time.monotonic() - cut_at)))
     await _run(provider.heal)
     if promoted is not None:
+        # The deposed primary rejoins as a replica now, not after the Sentinels' next rounds (10-25 s here):
+        # the same discarding of what it acknowledged alone, at a time the journal can say.
+        await _run(lambda: provider.demote(old, new))
         with contextlib.suppress(SetupError):  # the journal's topology says whether it rejoined
             await _run(lambda: provider.wait_synced(old, REJOIN_TIMEOUT_S))
     ctx.journal.record(process, OK, "fault", {"promoted": promoted, "topology": await _run(provider.snapshot)})

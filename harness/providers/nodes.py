@@ -3,10 +3,12 @@ on a loopback port with a folder of its own in the run folder, and the admin cal
 the topology nemesis make on them (INFO, ROLE, replication offsets).
 
 The links between servers (replica to primary, Sentinel to server) log in as Redis users of their
-own, created on every data node at start. Clients log in as `default`. That is what lets a fault cut
-the primary off from its replicas and Sentinels while clients still reach it (harness/nemesis/topology.py):
-switching those users off on the primary and killing their connections fails every link the way a
-partition does, on any machine and without root.
+own, created on every data node at start; clients and the harness log in as APP_USER. In a replicated
+topology the `default` user is off, so a connection whose login fails can do nothing at all. That is
+what lets a fault cut the primary off from its replicas and Sentinels while clients still reach it
+(harness/nemesis/topology.py): switching the link users off on the primary and killing their
+connections fails every link (replicas cannot sync, Sentinels' PINGs get NOAUTH) the way a partition
+does, on any machine and without root.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import secrets
 import subprocess
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,10 @@ from harness.providers.local import PERSISTENCE_ARGS, LocalRedis, RedisConfig, f
 LOOPBACK = "127.0.0.1"
 REPLICA_USER_PREFIX = "taskq-replica-"
 SENTINEL_USER = "taskq-sentinel"
+APP_USER = "taskq-app"
+# One password for every server this process starts (loopback only): links, clients, admin.
+RUN_PASSWORD = secrets.token_hex(12)
+_ALL = ("on", f">{RUN_PASSWORD}", "allcommands", "allkeys", "allchannels")
 ADMIN_TIMEOUT_S = 3.0
 # A replica's first sync right away (the default waits 5 s for more replicas to share one RDB transfer).
 REPLICATION_ARGS = ("--repl-diskless-sync-delay", "0", "--repl-diskless-sync", "yes")
@@ -38,21 +44,19 @@ class LinkUsers:
     replica (so that one replica's link can be cut alone) and one for the Sentinels."""
 
     nodes: tuple[str, ...]
-    password: str = field(default_factory=lambda: secrets.token_hex(12))
+    password: str = RUN_PASSWORD
 
     @property
     def users(self) -> tuple[str, ...]:
+        """The link users (not the clients'): what a cut switches off."""
         return (*(replica_user(name) for name in self.nodes), SENTINEL_USER)
 
-    def node_args(self) -> tuple[str, ...]:
-        rules = ("on", f">{self.password}", "allcommands", "allkeys", "allchannels")
-        return tuple(arg for user in self.users for arg in ("--user", user, *rules))
+    def node_args(self, *, default_user: bool) -> tuple[str, ...]:
+        users = tuple(arg for user in (*self.users, APP_USER) for arg in ("--user", user, *_ALL))
+        return users if default_user else (*users, "--user", "default", "off")
 
-    def replica_args(self, name: str, primary_port: int) -> tuple[str, ...]:
-        return (
-            "--replicaof", LOOPBACK, str(primary_port), "--masteruser", replica_user(name),
-            "--masterauth", self.password,
-        )  # fmt: skip
+    def replica_args(self, primary_port: int) -> tuple[str, ...]:
+        return ("--replicaof", LOOPBACK, str(primary_port))
 
 
 def replica_user(node_name: str) -> str:
@@ -60,11 +64,18 @@ def replica_user(node_name: str) -> str:
     return f"{REPLICA_USER_PREFIX}{node_name}"
 
 
-def admin(port: int, timeout_s: float = ADMIN_TIMEOUT_S) -> redis.Redis:
-    """A short-lived admin client for a server of the topology (never retried)."""
+def admin(port: int, timeout_s: float = ADMIN_TIMEOUT_S, *, sentinel: bool = False) -> redis.Redis:
+    """A short-lived admin client for a server of the topology (never retried); Sentinels take no login."""
+    login: dict[str, Any] = {} if sentinel else {"username": APP_USER, "password": RUN_PASSWORD}
     return redis.Redis(
-        host=LOOPBACK, port=port, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
-    )
+        host=LOOPBACK, port=port, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False,
+        **login,
+    )  # fmt: skip
+
+
+def app_url(port: int) -> str:
+    """How a client reaches one data node: as APP_USER."""
+    return f"redis://{APP_USER}:{RUN_PASSWORD}@{LOOPBACK}:{port}/0"
 
 
 def info(port: int, section: str, timeout_s: float = ADMIN_TIMEOUT_S) -> dict[str, Any] | None:
@@ -89,17 +100,22 @@ class DataNode(LocalRedis):
         *,
         extra: tuple[str, ...],
         links: LinkUsers,
+        default_user: bool = True,
     ) -> None:
         self.name = name
-        self.base_args = (*links.node_args(), *REPLICATION_ARGS, *extra)
+        # Every node, the primary too, knows how to log in to a primary: a Sentinel may make it a replica.
+        login = ("--masteruser", replica_user(name), "--masterauth", links.password)
+        self.base_args = (*links.node_args(default_user=default_user), *login, *REPLICATION_ARGS, *extra)
         config = RedisConfig(persistence=persistence, extra_args=self.base_args)
         super().__init__(folder, config, binary=binary.path)
 
+    @property
+    def url(self) -> str:
+        return app_url(self.port)
+
     def set_replica_of(self, primary_port: int | None, links: LinkUsers) -> None:
         """How the next start() begins: as a replica of `primary_port`, or as a primary (None)."""
-        args = (
-            self.base_args if primary_port is None else (*self.base_args, *links.replica_args(self.name, primary_port))
-        )
+        args = self.base_args if primary_port is None else (*self.base_args, *links.replica_args(primary_port))
         self.config = replace(self.config, extra_args=args)
 
     def alive(self) -> bool:
@@ -172,7 +188,7 @@ class SentinelProcess:
                 log = (self.folder / "sentinel.log").read_text(errors="replace") if self.folder.exists() else ""
                 raise SetupError(f"Sentinel {self.name} exited at start: {' | '.join(log.splitlines()[-3:])}")
             try:
-                with admin(self.port, 1.0) as client:
+                with admin(self.port, 1.0, sentinel=True) as client:
                     if client.ping():
                         return
             except (redis.RedisError, OSError):
@@ -192,7 +208,7 @@ class SentinelProcess:
     def primary_port(self, service: str) -> int | None:
         """The primary this Sentinel names for `service` now, or None when it cannot say."""
         try:
-            with admin(self.port, 1.0) as client:
+            with admin(self.port, 1.0, sentinel=True) as client:
                 found = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", service)
         except (redis.RedisError, OSError):
             return None

@@ -24,7 +24,9 @@ import redis
 from harness.errors import SetupError
 from harness.providers.binary import ServerBinary
 from harness.providers.nodes import (
+    APP_USER,
     LOOPBACK,
+    RUN_PASSWORD,
     SENTINEL_USER,
     DataNode,
     LinkUsers,
@@ -60,7 +62,15 @@ class ReplicatedRedis:
         self.links = LinkUsers(tuple(f"node-{i}" for i in range(replicas + 1)))
         self.timing = SentinelTiming()
         self.nodes = [
-            DataNode(f"node-{i}", self.workdir / f"node-{i}", binary, persistence, extra=(), links=self.links)
+            DataNode(
+                f"node-{i}",
+                self.workdir / f"node-{i}",
+                binary,
+                persistence,
+                extra=(),
+                links=self.links,
+                default_user=False,
+            )
             for i in range(replicas + 1)
         ]
         self.sentinels = [
@@ -74,7 +84,7 @@ class ReplicatedRedis:
     @property
     def url(self) -> str:
         hosts = ",".join(f"{LOOPBACK}:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+        return f"redis+sentinel://{APP_USER}:{RUN_PASSWORD}@{hosts}/{SERVICE}/0"
 
     def start(self) -> None:
         first = self.nodes[0]
@@ -175,6 +185,13 @@ class ReplicatedRedis:
             for user in self.links.users:
                 client.execute_command("ACL", "SETUSER", user, "on")
 
+    def demote(self, node: DataNode, primary: DataNode) -> None:
+        """REPLICAOF `primary` on `node`, at once: what the Sentinels do to a deposed primary they can reach
+        again, only after their next INFO round (up to 10 s, then up to a failover timeout more)."""
+        node.set_replica_of(primary.port, self.links)
+        with admin(node.port) as client:
+            client.execute_command("REPLICAOF", LOOPBACK, primary.port)
+
     def replication_user(self, node: DataNode) -> str:
         return replica_user(node.name)
 
@@ -185,7 +202,7 @@ class ReplicatedRedis:
             client.execute_command("REPLICAOF", "NO", "ONE")
         t = self.timing
         for sentinel in self.sentinels:
-            with admin(sentinel.port) as client:
+            with admin(sentinel.port, sentinel=True) as client:
                 client.execute_command("SENTINEL", "REMOVE", SERVICE)
                 client.execute_command("SENTINEL", "MONITOR", SERVICE, LOOPBACK, chosen.port, t.quorum)
                 settings = {
@@ -209,7 +226,7 @@ class ReplicatedRedis:
     def _sentinels_ready(self) -> bool:
         try:
             for sentinel in self.sentinels:
-                with admin(sentinel.port, 1.0) as client:
+                with admin(sentinel.port, 1.0, sentinel=True) as client:
                     master = dict(_pairs(client.execute_command("SENTINEL", "MASTER", SERVICE)))
                     if int(master.get("num-slaves", 0)) < len(self.nodes) - 1:
                         return False
