@@ -69,7 +69,7 @@ class ClusterRedis:
         self.workdir = Path(workdir).resolve()
         self.binary = binary
         self.persistence = persistence
-        links = LinkUsers(())
+        links = LinkUsers(tuple(f"node-{i}" for i in range(PRIMARIES * 2)))
         extra = (
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-require-full-coverage", "no",
@@ -179,7 +179,11 @@ class ClusterRedis:
         views = self.view()
         primaries = [v for v in views if v.role == "master" and v.slots and not v.failed]
         with_replica = {v.primary_id for v in views if v.role == "slave" and not v.failed}
-        return len(primaries) == PRIMARIES and all(p.node_id in with_replica for p in primaries)
+        if len(primaries) != PRIMARIES or not all(p.node_id in with_replica for p in primaries):
+            return False
+        # Every replica in sync with its primary (the link users can log in), not only known to the cluster.
+        replicas = [self.node_by_port(v.port) for v in views if v.role == "slave" and not v.failed]
+        return all(node is not None and node.offset() is not None for node in replicas)
 
     def wait_owner_changed(self, slot: int, old: DataNode, timeout_s: float = FAILOVER_TIMEOUT_S) -> DataNode:
         def moved() -> bool:

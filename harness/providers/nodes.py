@@ -131,8 +131,11 @@ class DataNode(LocalRedis):
         found = info(self.port, "replication", timeout_s=1.0) if self.alive() else None
         if found is None:
             return None
-        key = "master_repl_offset" if found.get("role") == "master" else "slave_repl_offset"
-        return int(found.get(key, 0))
+        if found.get("role") == "master":
+            return int(found.get("master_repl_offset", 0))
+        if found.get("master_link_status") != "up":
+            return None  # not (or not yet) replicating: what it holds is not the primary's stream
+        return int(found.get("slave_repl_offset", 0))
 
     def snapshot(self) -> dict[str, Any]:
         """Name, port, role and offset, for a fault's journal entry."""
