@@ -22,7 +22,15 @@ from typing import Any, Final
 
 import msgpack
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import AskError, MovedError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    MovedError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -32,7 +40,12 @@ from taskq.keys import QueueKeys
 
 LIBRARY_NAME: Final = "taskq"
 LIBRARY_SOURCE: Final = (files("taskq") / "taskq.lua").read_text(encoding="utf-8")
-UNAVAILABLE: Final = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
+# Redis did not answer, or (a cluster) the slot was not served: moving (TRYAGAIN, redirections without end),
+# or its shard down (CLUSTERDOWN). Not one of these says the command ran.
+UNAVAILABLE: Final = (
+    RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError,
+    ClusterError, RedisClusterException, TryAgainError, ClusterDownError,
+)  # fmt: skip
 # The Redis type of each key in QueueKeys.function_keys order: streams p0..p3, delayed, dlq, stats.
 KEY_TYPES: Final = ("stream", "stream", "stream", "stream", "zset", "stream", "hash")
 
@@ -50,6 +63,11 @@ def pack(items: Items) -> bytes:
 
 
 def unavailable(exc: BaseException, doing: str) -> RedisUnavailable:
+    if isinstance(exc, (ClusterError, RedisClusterException, TryAgainError, ClusterDownError)):
+        return RedisUnavailable(
+            f"the cluster did not serve the queue's slot while {doing} ({type(exc).__name__}: {exc}): the slot "
+            "is being migrated or its shard is down; try again (redis-cli --cluster check HOST:PORT shows which)"
+        )
     return RedisUnavailable(
         f"Redis did not answer while {doing} ({type(exc).__name__}: {exc}); "
         "check that it runs and the URL is right; the outcome of a write in flight is unknown"
