@@ -18,7 +18,7 @@ from taskq.queue import Outcome, TaskQueue
 from taskq.settings import QueueSettings
 from taskq.stats import QueueStats
 from taskq.task import Delivery, Receipt, Task, TaskPriority, new_task_id
-from taskq.worker import Handler, Worker, WorkerSettings
+from taskq.worker import Handler, Worker, WorkerGroup, WorkerSettings
 
 __all__ = [
     "ConfigError",
@@ -43,6 +43,7 @@ __all__ = [
     "TaskQueue",
     "TaskqError",
     "Worker",
+    "WorkerGroup",
     "WorkerSettings",
     "WrongKeyType",
     "new_task_id",
