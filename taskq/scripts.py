@@ -166,8 +166,8 @@ class Library:
             else:
                 return result, replies[-1]
         raise RedisUnavailable(
-            f"calling {function}: the queue's slot kept moving ({REDIRECTIONS} redirections); "
-            "nothing ran: try again once the resharding is over"
+            f"the cluster did not serve the queue's slot while calling {function} ({REDIRECTIONS} redirections or "
+            "TRYAGAIN): the slot is being migrated; nothing ran: try again once the resharding is over"
         )
 
     async def _translate(self, exc: ResponseError, function: str) -> TaskqError:

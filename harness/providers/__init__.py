@@ -41,6 +41,7 @@ __all__ = [
     "ServerBinary",
     "find_redis_server",
     "make_provider",
+    "parse_spec",
 ]
 
 URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from harness.errors import SetupError
 from harness.providers.binary import ServerBinary
@@ -68,8 +70,8 @@ def admin(port: int, timeout_s: float = ADMIN_TIMEOUT_S, *, sentinel: bool = Fal
     """A short-lived admin client for a server of the topology (never retried); Sentinels take no login."""
     login: dict[str, Any] = {} if sentinel else {"username": APP_USER, "password": RUN_PASSWORD}
     return redis.Redis(
-        host=LOOPBACK, port=port, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False,
-        **login,
+        host=LOOPBACK, port=port, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0), **login,
     )  # fmt: skip
 
 
