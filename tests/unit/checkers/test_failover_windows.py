@@ -114,7 +114,7 @@ def test_a_rolled_back_ack_explains_a_second_run_only_if_it_came_after_the_sync_
     explained = judge(check_delivery, duplicate_across_failover(ack_after_sync=True))
     assert explained.figures["duplicated_explained"] == 1
     assert explained.valid is True
-    reasons = [a for a in explained.anomalies if a["kind"] == "duplicated_explained"][0]["reasons"]
+    reasons = next(a for a in explained.anomalies if a["kind"] == "duplicated_explained")["reasons"]
     assert reasons == ["failover between the deliveries"]
     unexplained = judge(check_delivery, duplicate_across_failover(ack_after_sync=False))
     assert unexplained.figures["duplicated_unexplained"] == 1
