@@ -20,7 +20,16 @@ from types import TracebackType
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import AuthenticationError, NoPermissionError, RedisClusterException, ResponseError
+from redis.exceptions import (
+    AskError,
+    AuthenticationError,
+    ClusterDownError,
+    MovedError,
+    NoPermissionError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 
 from taskq.codec import codec_tag
 from taskq.connection import Client, close_redis, open_redis, redacted, topology_of
@@ -163,6 +172,8 @@ class TaskQueue:
                 "grant it with ACL SETUSER, or load the Functions library once as an admin "
                 "if the user may not run FUNCTION LOAD"
             ) from exc
+        except (ClusterDownError, MovedError, AskError, TryAgainError) as exc:
+            raise _topology_error(exc, self.redis_url) from exc
         except (*UNAVAILABLE, RedisClusterException) as exc:
             raise RedisUnavailable(
                 f"cannot reach Redis at {redacted(self.redis_url)} ({type(exc).__name__}: {exc}); "
@@ -467,8 +478,15 @@ FUNCTIONS_SINCE = (7, 0, 0)
 async def server_info(redis: Client) -> dict[str, Any]:
     """INFO server of the server taskq writes to (any primary of a cluster: they run one version)."""
     if isinstance(redis, RedisCluster):
-        await redis.initialize()
-        node = redis.get_primaries()[0]
+        try:
+            await redis.initialize()
+        except IndexError:  # redis-py finds no primary to make its default node
+            primaries = []
+        else:
+            primaries = redis.get_primaries()
+        if not primaries:
+            raise RedisClusterException("the cluster serves no slot: it was never formed, or lost every shard")
+        node = primaries[0]
         found = await redis.execute_command("INFO", "server", target_nodes=node)
         info: dict[str, Any] = found.get(node.name, found) if isinstance(found, dict) and node.name in found else found
         return info
@@ -500,12 +518,13 @@ def _reach_hint(url: str) -> str:
 
 def _topology_error(exc: ResponseError, url: str) -> TaskqError:
     """A server that answered, but is not what the URL says (a cluster node behind redis://, not a Sentinel)."""
-    message = str(exc)
-    if message.startswith(("MOVED", "ASK", "CLUSTERDOWN")) and topology_of(url) is None:
+    message = f"{type(exc).__name__}: {exc}"
+    cluster_reply = isinstance(exc, (ClusterDownError, MovedError, AskError, TryAgainError))
+    if cluster_reply and topology_of(url) is None:
         return ConfigError(
             f"Redis at {redacted(url)} is a Redis Cluster node ({message}): use redis+cluster://HOST:PORT/"
         )
-    if "CLUSTERDOWN" in message or "TRYAGAIN" in message:
+    if cluster_reply:
         return RedisUnavailable(
             f"the cluster at {redacted(url)} cannot serve the queue now ({message}); {_reach_hint(url)}"
         )
