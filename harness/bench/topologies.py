@@ -1,0 +1,158 @@
+"""Figures past one server, each from judged runs of the scenarios:
+
+    python -m harness.bench.topologies failovers [--seeds 1,2,3] [--servers redis,valkey] [--duration 10]
+        acknowledged tasks lost per failover, with and without WAIT (sentinel_failover, sentinel_failover_wait),
+        and per split brain (sentinel_partition), on each server binary; and how long after the kill
+        throughput was back (half the rate of the 3 s before it, over 0.5 s all after the kill)
+    python -m harness.bench.topologies shards [--repeat 3]
+        cluster_many_queues (nine queues, as fast as they go) on one server and on the three-shard
+        cluster, interleaved, in one invocation: tasks/s of each and the ratio cluster / one server
+
+Each run is a normal run folder under reports/bench/ (verdict, history, plots); the summary is printed
+and saved beside them as topologies.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.checkers.index import HistoryIndex
+from harness.checkers.throughput import _back_after_s, _baseline_rate, completion_times  # the same rule as recovery
+from harness.errors import HarnessError
+from harness.folders import stamped_folder
+from harness.history import read_history
+from harness.plan import make_plan
+from harness.runner import new_run_folder, run
+from harness.scenario import load_scenario
+
+SERVERS = {"redis": "replicated", "valkey": "replicated:valkey"}
+FAILOVER_SCENARIOS = ("sentinel_failover", "sentinel_failover_wait", "sentinel_partition")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultFigures:
+    kind: str
+    lost: int  # acknowledged tasks lost in its window
+    back_after_kill_s: float | None
+    promoted_after_s: float | None
+
+
+def run_one(scenario_name: str, redis: str, seed: int, out: Path, **overrides: Any) -> tuple[Path, dict[str, Any]]:
+    scenario = load_scenario(scenario_name).with_run(**overrides)
+    queue_name = f"{scenario.name}-{seed}-{int(time.time() * 1000) % 10**9}"
+    plan = make_plan(scenario, seed=seed, queue="taskq", redis=redis, queue_name=queue_name)
+    folder = new_run_folder(out, plan)
+    result = run(plan, folder, status=lambda line: None)
+    return folder, result.verdict
+
+
+def fault_figures(folder: Path, verdict: dict[str, Any]) -> list[FaultFigures]:
+    """Per applied fault: the acknowledged tasks its window lost, and seconds from its start to throughput back."""
+    index = HistoryIndex.build(read_history(folder))
+    times = completion_times(index)
+    load_ns = index.phases.get("load", times[0] if times else 0)
+    delivery = next(c for c in verdict["checkers"] if c["name"] == "delivery")["figures"]
+    windows = {round(w["at_s"], 3): w["lost"] for w in delivery.get("fault_windows", [])}
+    ends = _promotions(folder)
+    found = []
+    for fault in index.faults:
+        if fault.outcome == "info":
+            continue
+        rate = _baseline_rate(times, load_ns, fault)
+        back = None if rate is None else _back_after_s(times, fault.start_ns, rate)
+        at_s = round((fault.start_ns - load_ns) / 1e9, 3)
+        found.append(FaultFigures(fault.kind, windows.get(at_s, 0), back, ends.get(fault.process)))
+    return found
+
+
+def _promotions(folder: Path) -> dict[str, float | None]:
+    """promoted_after_s of each nemesis process's fault end, from the history."""
+    found: dict[str, float | None] = {}
+    for op in read_history(folder):
+        if op["f"] == "fault" and op["type"] == "ok":
+            found[op["process"]] = (op.get("value") or {}).get("promoted_after_s")
+    return found
+
+
+def failovers(seeds: list[int], servers: list[str], duration_s: float, out: Path) -> dict[str, Any]:
+    rows = []
+    for server in servers:
+        for scenario in FAILOVER_SCENARIOS:
+            for seed in seeds:
+                folder, verdict = run_one(scenario, SERVERS[server], seed, out, duration_s=duration_s)
+                delivery = next(c for c in verdict["checkers"] if c["name"] == "delivery")["figures"]
+                for f in fault_figures(folder, verdict):
+                    rows.append({
+                        "server": server, "scenario": scenario, "seed": seed, "valid": verdict["valid"],
+                        "kind": f.kind, "lost_acknowledged": f.lost, "back_after_kill_s": f.back_after_kill_s,
+                        "promoted_after_s": f.promoted_after_s, "enqueue_info": delivery["enqueue_info"],
+                        "duplicated_explained": delivery["duplicated_explained"], "folder": str(folder),
+                    })  # fmt: skip
+                    print(_row_line(rows[-1]), flush=True)
+    return {"failovers": rows}
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    back = row["back_after_kill_s"]
+    promoted = row["promoted_after_s"]
+    return (
+        f"{row['server']:6} {row['scenario']:24} seed {row['seed']:<3} {row['kind']:12} "
+        f"lost {row['lost_acknowledged']:4}  back {'-' if back is None else f'{back:.2f}'} s after the strike"
+        f"  (promoted after {'-' if promoted is None else f'{promoted:.2f}'} s; unknown enqueues "
+        f"{row['enqueue_info']}, reruns {row['duplicated_explained']}; valid {row['valid']})"
+    )
+
+
+def shards(repeat: int, out: Path) -> dict[str, Any]:
+    rates: dict[str, list[float]] = {"local": [], "cluster": []}
+    for i in range(repeat):
+        order = ("local", "cluster") if i % 2 == 0 else ("cluster", "local")
+        for redis in order:
+            _, verdict = run_one("cluster_many_queues", redis, 100 + i, out)
+            overall = verdict["throughput"].get("overall") or {}
+            rate = float(overall.get("per_second") or 0)
+            rates[redis].append(rate)
+            print(f"{redis:8} run {i + 1}: {rate:,.0f} tasks/s (valid {verdict['valid']})", flush=True)
+    local, cluster = statistics.median(rates["local"]), statistics.median(rates["cluster"])
+    ratio = cluster / local if local else None
+    print(f"median: one server {local:,.0f} tasks/s, cluster {cluster:,.0f} tasks/s, cluster / one server = "
+          f"{ratio:.2f}" if ratio else "no throughput measured")  # fmt: skip
+    return {"shards": {"tasks_per_s": rates, "median_local": local, "median_cluster": cluster, "ratio": ratio}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.bench.topologies", description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("failovers", "shards"))
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--servers", default="redis,valkey")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("reports/bench"))
+    args = parser.parse_args(argv)
+    folder = stamped_folder(args.out, "topologies", args.what)
+    try:
+        if args.what == "failovers":
+            servers = [s for s in args.servers.split(",") if s]
+            unknown = set(servers) - SERVERS.keys()
+            if unknown:
+                raise HarnessError(f"--servers {sorted(unknown)} unknown: use {', '.join(SERVERS)}")
+            summary = failovers([int(s) for s in args.seeds.split(",")], servers, args.duration, folder)
+        else:
+            summary = shards(args.repeat, folder)
+    except HarnessError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return 2
+    (folder / "topologies.json").write_text(json.dumps(summary, indent=2))
+    print(f"summary: {folder / 'topologies.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
