@@ -4,6 +4,9 @@
         acknowledged tasks lost per failover, with and without WAIT (sentinel_failover, sentinel_failover_wait),
         and per split brain (sentinel_partition), on each server binary; and how long after the kill
         throughput was back (half the rate of the 3 s before it, over 0.5 s all after the kill)
+    python -m harness.bench.topologies wait-cost [--repeat 3] [--servers redis]
+        the `throughput` scenario (20,000 tasks as fast as they go) on a primary with two replicas, with
+        and without WAIT for both replicas after every enqueue, ack and fail, interleaved: the ratio
     python -m harness.bench.topologies shards [--repeat 3]
         cluster_many_queues (nine queues, as fast as they go) on one server and on the three-shard
         cluster, interleaved, in one invocation: tasks/s of each and the ratio cluster / one server
@@ -19,7 +22,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +47,12 @@ class FaultFigures:
     promoted_after_s: float | None
 
 
-def run_one(scenario_name: str, redis: str, seed: int, out: Path, **overrides: Any) -> tuple[Path, dict[str, Any]]:
+def run_one(
+    scenario_name: str, redis: str, seed: int, out: Path, *, queue: dict[str, Any] | None = None, **overrides: Any
+) -> tuple[Path, dict[str, Any]]:
     scenario = load_scenario(scenario_name).with_run(**overrides)
+    if queue:
+        scenario = replace(scenario, queue=replace(scenario.queue, **queue))
     queue_name = f"{scenario.name}-{seed}-{int(time.time() * 1000) % 10**9}"
     plan = make_plan(scenario, seed=seed, queue="taskq", redis=redis, queue_name=queue_name)
     folder = new_run_folder(out, plan)
@@ -110,6 +117,26 @@ def _row_line(row: dict[str, Any]) -> str:
     )
 
 
+def wait_cost(repeat: int, servers: list[str], out: Path) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for server in servers:
+        rates: dict[str, list[float]] = {"no_wait": [], "wait_2": []}
+        for i in range(repeat):
+            order = ("no_wait", "wait_2") if i % 2 == 0 else ("wait_2", "no_wait")
+            for case in order:
+                queue = {"replicas_to_wait": 2, "replica_wait_timeout_ms": 1000} if case == "wait_2" else {}
+                _, verdict = run_one("throughput", SERVERS[server], 200 + i, out, queue=queue, tasks=20_000)
+                rate = float((verdict["throughput"].get("overall") or {}).get("per_second") or 0)
+                rates[case].append(rate)
+                print(f"{server:6} {case:8} run {i + 1}: {rate:,.0f} tasks/s (valid {verdict['valid']})", flush=True)
+        plain, waiting = statistics.median(rates["no_wait"]), statistics.median(rates["wait_2"])
+        ratio = waiting / plain if plain else None
+        print(f"{server}: median without WAIT {plain:,.0f} tasks/s, with WAIT 2 {waiting:,.0f} tasks/s, "
+              f"ratio {ratio:.2f}" if ratio else f"{server}: no throughput measured", flush=True)  # fmt: skip
+        found[server] = {"tasks_per_s": rates, "ratio": ratio}
+    return {"wait_cost": found}
+
+
 def shards(repeat: int, out: Path) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"local": [], "cluster": []}
     for i in range(repeat):
@@ -129,7 +156,7 @@ def shards(repeat: int, out: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.bench.topologies", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("failovers", "shards"))
+    parser.add_argument("what", choices=("failovers", "wait-cost", "shards"))
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--servers", default="redis,valkey")
     parser.add_argument("--duration", type=float, default=10.0)
@@ -138,12 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = stamped_folder(args.out, "topologies", args.what)
     try:
+        servers = [s for s in args.servers.split(",") if s]
+        unknown = set(servers) - SERVERS.keys()
+        if unknown:
+            raise HarnessError(f"--servers {sorted(unknown)} unknown: use {', '.join(SERVERS)}")
         if args.what == "failovers":
-            servers = [s for s in args.servers.split(",") if s]
-            unknown = set(servers) - SERVERS.keys()
-            if unknown:
-                raise HarnessError(f"--servers {sorted(unknown)} unknown: use {', '.join(SERVERS)}")
             summary = failovers([int(s) for s in args.seeds.split(",")], servers, args.duration, folder)
+        elif args.what == "wait-cost":
+            summary = wait_cost(args.repeat, servers, folder)
         else:
             summary = shards(args.repeat, folder)
     except HarnessError as exc:
