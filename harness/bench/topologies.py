@@ -1,9 +1,10 @@
 """Figures past one server, each from judged runs of the scenarios:
 
     python -m harness.bench.topologies failovers [--seeds 1,2,3] [--servers redis,valkey] [--duration 10]
-        acknowledged tasks lost per failover, with and without WAIT (sentinel_failover, sentinel_failover_wait),
-        and per split brain (sentinel_partition), on each server binary; and how long after the kill
-        throughput was back (half the rate of the 3 s before it, over 0.5 s all after the kill)
+        acknowledged tasks lost per failover (sentinel_failover: the primary SIGKILLed), split brain
+        (sentinel_partition) and manual promotion of a lagging replica (sentinel_promote_lagging), each
+        without WAIT and with WAIT for both replicas, on each server binary; and how long after the strike
+        throughput was back (half the rate of the 3 s before it, over 0.5 s all after the strike)
     python -m harness.bench.topologies wait-cost [--repeat 3] [--servers redis]
         the `throughput` scenario (20,000 tasks as fast as they go) on a primary with two replicas, with
         and without WAIT for both replicas after every enqueue, ack and fail, interleaved: the ratio
@@ -36,7 +37,9 @@ from harness.runner import new_run_folder, run
 from harness.scenario import load_scenario
 
 SERVERS = {"redis": "replicated", "valkey": "replicated:valkey"}
-FAILOVER_SCENARIOS = ("sentinel_failover", "sentinel_failover_wait", "sentinel_partition")
+FAILOVER_SCENARIOS = ("sentinel_failover", "sentinel_partition", "sentinel_promote_lagging")
+# Each failover scenario without WAIT, and with WAIT for both replicas (as sentinel_failover_wait sets it).
+WAITS = (0, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +94,18 @@ def _promotions(folder: Path) -> dict[str, float | None]:
 def failovers(seeds: list[int], servers: list[str], duration_s: float, out: Path) -> dict[str, Any]:
     rows = []
     for server in servers:
-        for scenario in FAILOVER_SCENARIOS:
-            for seed in seeds:
-                folder, verdict = run_one(scenario, SERVERS[server], seed, out, duration_s=duration_s)
-                delivery = next(c for c in verdict["checkers"] if c["name"] == "delivery")["figures"]
-                for f in fault_figures(folder, verdict):
-                    rows.append({
-                        "server": server, "scenario": scenario, "seed": seed, "valid": verdict["valid"],
+        for scenario, wait, seed in ((sc, w, sd) for sc in FAILOVER_SCENARIOS for w in WAITS for sd in seeds):
+            queue = {"replicas_to_wait": wait, "replica_wait_timeout_ms": 500} if wait else None
+            folder, verdict = run_one(scenario, SERVERS[server], seed, out, queue=queue, duration_s=duration_s)
+            delivery = next(c for c in verdict["checkers"] if c["name"] == "delivery")["figures"]
+            for f in fault_figures(folder, verdict):
+                rows.append({
+                        "server": server, "scenario": scenario, "wait": wait, "seed": seed, "valid": verdict["valid"],
                         "kind": f.kind, "lost_acknowledged": f.lost, "back_after_kill_s": f.back_after_kill_s,
                         "promoted_after_s": f.promoted_after_s, "enqueue_info": delivery["enqueue_info"],
                         "duplicated_explained": delivery["duplicated_explained"], "folder": str(folder),
-                    })  # fmt: skip
-                    print(_row_line(rows[-1]), flush=True)
+                })  # fmt: skip
+                print(_row_line(rows[-1]), flush=True)
     return {"failovers": rows}
 
 
@@ -110,7 +113,7 @@ def _row_line(row: dict[str, Any]) -> str:
     back = row["back_after_kill_s"]
     promoted = row["promoted_after_s"]
     return (
-        f"{row['server']:6} {row['scenario']:24} seed {row['seed']:<3} {row['kind']:12} "
+        f"{row['server']:6} {row['scenario']:24} WAIT {row['wait']} seed {row['seed']:<3} {row['kind']:15} "
         f"lost {row['lost_acknowledged']:4}  back {'-' if back is None else f'{back:.2f}'} s after the strike"
         f"  (promoted after {'-' if promoted is None else f'{promoted:.2f}'} s; unknown enqueues "
         f"{row['enqueue_info']}, reruns {row['duplicated_explained']}; valid {row['valid']})"
