@@ -298,6 +298,8 @@ class TaskQueue:
             # next read recreates what is missing inside the script.
             if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
                 return []
+            if str(exc).startswith(("READONLY", "MASTERDOWN", "LOADING")):
+                raise unavailable(exc, "waiting for tasks (the server is no primary now)") from exc
             raise
         priority_of = {stream.encode(): prio for prio, stream in enumerate(self.keys.streams)}
         entries = [

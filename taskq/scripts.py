@@ -54,6 +54,10 @@ Items = Sequence[Sequence[Any]]
 # A cluster call's redirections (the slot moved, or is moving) before it gives up: each one means
 # the command did not run, so it is safe to send again.
 REDIRECTIONS: Final = 50
+# Replies of a server whose role changed under the call (a failover, a demoted primary): a WAIT (or a
+# blocking read) unblocked with the write already done, a write refused by a new replica, a replica
+# not synced. The outcome is unknown, as if the server had not answered.
+_STATE_CHANGED: Final = ("UNBLOCKED", "READONLY", "MASTERDOWN", "LOADING")
 TRYAGAIN_SLEEP_S: Final = 0.02
 
 
@@ -122,6 +126,8 @@ class Library:
         except UNAVAILABLE as exc:
             raise unavailable(exc, f"calling {function}") from exc
         except ResponseError as exc:
+            if str(exc).startswith(_STATE_CHANGED):
+                raise unavailable(exc, f"calling {function}") from exc
             raise await self._translate(exc, function) from exc
 
     async def _call_once(self, function: str, args: Args, wait: tuple[int, int] | None) -> Any:

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
-from harness.providers import ClusterRedis, ReplicatedRedis, make_provider
+from harness.providers import ClusterRedis, LocalRedis, RedisConfig, ReplicatedRedis, make_provider
 from harness.providers.cluster import slot_of
 from harness.providers.nodes import admin
 from taskq import RedisUnavailable, ReplicationTimeout, TaskQueue, Worker, WorkerGroup, WorkerSettings
@@ -268,3 +269,29 @@ def test_the_harness_journal_names_what_ran(tmp_path: Path) -> None:
     provider = make_provider("cluster", tmp_path)
     facts = provider.describe()
     assert {"server", "server_version", "server_binary", "topology"} <= facts.keys()
+
+
+async def test_a_wait_cut_short_by_a_demotion_is_an_unknown_outcome(tmp_path: Path) -> None:
+    """The primary is made a replica while an enqueue waits for its replicas: Redis answers the WAIT with
+    UNBLOCKED after the write ran there. That is RedisUnavailable (outcome unknown), never a crash."""
+    primary = LocalRedis(tmp_path / "primary")
+    primary.start()
+    replica = LocalRedis(tmp_path / "replica", RedisConfig(extra_args=("--replicaof", "127.0.0.1", str(primary.port))))
+    replica.start()
+    queue = TaskQueue(primary.url, name=fresh(), replicas_to_wait=2, replica_wait_timeout_ms=20_000)
+    try:
+        await queue.connect()
+        waiting = asyncio.create_task(queue.add_task("t", {}))  # one replica only: WAIT 2 blocks
+        await asyncio.sleep(0.3)
+        with admin_of(primary) as client:
+            client.execute_command("REPLICAOF", "127.0.0.1", replica.port)
+        with pytest.raises(RedisUnavailable, match="UNBLOCKED"):
+            await asyncio.wait_for(waiting, 10)
+    finally:
+        await queue.disconnect()
+        replica.stop()
+        primary.stop()
+
+
+def admin_of(server: LocalRedis) -> redis.Redis:
+    return redis.Redis.from_url(server.url, socket_timeout=5)
