@@ -225,8 +225,11 @@ class SentinelTiming:
     """How fast Sentinels act: a primary silent for down_after_ms is down; quorum Sentinels must agree."""
 
     quorum: int = 2
-    down_after_ms: int = 1000
-    failover_timeout_ms: int = 3000
+    # Not 1000: a Sentinel PINGs once a second, and one that has just switched to a new primary has not heard
+    # from it yet; with 1000 ms it may call the new primary down at once and fail over again (seen here, with
+    # acknowledged acks lost in that second, unplanned failover).
+    down_after_ms: int = 2000
+    failover_timeout_ms: int = 4000
 
 
 def check_persistence(persistence: str) -> None:

@@ -3,7 +3,7 @@
 Clients find the primary through the Sentinels: the URL is
 `redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/taskq/0` (taskq/connection.py reads it).
 Each server has a folder of its own under the run's Redis folder (node-0 is the first primary,
-sentinel-0..2). Sentinels declare a primary down after 1 s of silence (quorum 2) and promote the
+sentinel-0..2). Sentinels declare a primary down after 2 s of silence (quorum 2) and promote the
 replica with the most data.
 
 What the topology faults (harness/nemesis/topology.py) need from it: which node is the primary
