@@ -118,6 +118,7 @@ class ReplicatedRedis:
             f"{len(self.sentinels)} Sentinels (quorum {self.timing.quorum}, down after {self.timing.down_after_ms} ms)",
             **self.binary.facts(), "persistence": self.persistence,
             "redis_version": f"{self.binary.label}", "primary_at_end": primary.name if primary else "none",
+            "sentinel_failovers": str(self.config_epoch()),
         }  # fmt: skip
 
     # -- what the topology faults use ------------------------------------------------------------
@@ -137,9 +138,27 @@ class ReplicatedRedis:
         return [node for node in self.nodes if node is not primary]
 
     def snapshot(self) -> dict[str, Any]:
-        """Roles and offsets of every node and the primary the Sentinels name: journaled before and after a fault."""
+        """Roles and offsets of every node, the primary the Sentinels name and their config epoch (one more per
+        failover they carried out): journaled before and after a fault."""
         primary = self.primary()
-        return {"primary": primary.name if primary else None, "nodes": [node.snapshot() for node in self.nodes]}
+        return {
+            "primary": primary.name if primary else None, "epoch": self.config_epoch(),
+            "nodes": [node.snapshot() for node in self.nodes],
+        }  # fmt: skip
+
+    def config_epoch(self) -> int | None:
+        """The highest config epoch a Sentinel reports for the service: how many failovers they have made
+        (a manual promotion re-registers the service and starts it again)."""
+        epochs = []
+        for sentinel in self.sentinels:
+            try:
+                with admin(sentinel.port, 1.0, sentinel=True) as client:
+                    epochs.append(
+                        int(dict(_pairs(client.execute_command("SENTINEL", "MASTER", SERVICE)))["config-epoch"])
+                    )
+            except (redis.RedisError, OSError, KeyError, ValueError):
+                continue
+        return max(epochs) if epochs else None
 
     def wait_new_primary(self, old: DataNode, timeout_s: float = FAILOVER_TIMEOUT_S) -> DataNode:
         """Block until the Sentinels name another primary than `old` and it answers as one."""
