@@ -5,9 +5,14 @@
         (sentinel_partition) and manual promotion of a lagging replica (sentinel_promote_lagging), each
         without WAIT and with WAIT for both replicas, on each server binary; and how long after the strike
         throughput was back (half the rate of the 3 s before it, over 0.5 s all after the strike)
+    python -m harness.bench.topologies failovers --cluster [--seeds ...] [--servers ...]
+        the same for cluster_node_kill (the queue's primary SIGKILLed), without WAIT and with WAIT for its replica
     python -m harness.bench.topologies wait-cost [--repeat 3] [--servers redis]
         the `throughput` scenario (20,000 tasks as fast as they go) on a primary with two replicas, with
         and without WAIT for both replicas after every enqueue, ack and fail, interleaved: the ratio
+    python -m harness.bench.topologies wait-latency [--servers redis,valkey] [--calls 2000]
+        one process, one topology: an enqueue and an ack of one task with and without WAIT for both
+        replicas, alternating call by call (so the machine's load hits both alike): median latency, ratio
     python -m harness.bench.topologies shards [--repeat 3]
         cluster_many_queues (nine queues, as fast as they go) on one server and on the three-shard
         cluster, interleaved, in one invocation: tasks/s of each and the ratio cluster / one server
@@ -19,6 +24,7 @@ and saved beside them as topologies.json.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import sys
@@ -33,13 +39,19 @@ from harness.errors import HarnessError
 from harness.folders import stamped_folder
 from harness.history import read_history
 from harness.plan import make_plan
+from harness.providers import make_provider
 from harness.runner import new_run_folder, run
 from harness.scenario import load_scenario
+from taskq import TaskQueue
 
 SERVERS = {"redis": "replicated", "valkey": "replicated:valkey"}
+CLUSTERS = {"redis": "cluster", "valkey": "cluster:valkey"}
 FAILOVER_SCENARIOS = ("sentinel_failover", "sentinel_partition", "sentinel_promote_lagging")
-# Each failover scenario without WAIT, and with WAIT for both replicas (as sentinel_failover_wait sets it).
+CLUSTER_SCENARIOS = ("cluster_node_kill",)
+# Each failover scenario without WAIT, and with WAIT for every replica (as sentinel_failover_wait sets it):
+# two on a Sentinel topology, one (a shard's) on a cluster.
 WAITS = (0, 2)
+CLUSTER_WAITS = (0, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +103,16 @@ def _promotions(folder: Path) -> dict[str, float | None]:
     return found
 
 
-def failovers(seeds: list[int], servers: list[str], duration_s: float, out: Path) -> dict[str, Any]:
+def failovers(
+    seeds: list[int], servers: list[str], duration_s: float, out: Path, *, cluster: bool = False
+) -> dict[str, Any]:
     rows = []
+    scenarios, waits, specs = (CLUSTER_SCENARIOS, CLUSTER_WAITS, CLUSTERS) if cluster else (
+        FAILOVER_SCENARIOS, WAITS, SERVERS)  # fmt: skip
     for server in servers:
-        for scenario, wait, seed in ((sc, w, sd) for sc in FAILOVER_SCENARIOS for w in WAITS for sd in seeds):
+        for scenario, wait, seed in ((sc, w, sd) for sc in scenarios for w in waits for sd in seeds):
             queue = {"replicas_to_wait": wait, "replica_wait_timeout_ms": 500} if wait else None
-            folder, verdict = run_one(scenario, SERVERS[server], seed, out, queue=queue, duration_s=duration_s)
+            folder, verdict = run_one(scenario, specs[server], seed, out, queue=queue, duration_s=duration_s)
             delivery = next(c for c in verdict["checkers"] if c["name"] == "delivery")["figures"]
             for f in fault_figures(folder, verdict):
                 rows.append({
@@ -140,6 +156,41 @@ def wait_cost(repeat: int, servers: list[str], out: Path) -> dict[str, Any]:
     return {"wait_cost": found}
 
 
+def wait_latency(servers: list[str], calls: int, out: Path) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for server in servers:
+        provider = make_provider(SERVERS[server], out / f"wait-latency-{server}")
+        provider.start()
+        try:
+            found[server] = asyncio.run(_alternate(provider.url, calls))
+        finally:
+            provider.stop()
+        plain, waiting = found[server]["no_wait_ms"], found[server]["wait_2_ms"]
+        print(f"{server}: enqueue + ack of one task, median {plain:.3f} ms without WAIT, {waiting:.3f} ms with WAIT 2"
+              f" (ratio {waiting / plain:.2f}; {calls} calls each, alternating)", flush=True)  # fmt: skip
+    return {"wait_latency": found}
+
+
+async def _alternate(url: str, calls: int) -> dict[str, float]:
+    plain = TaskQueue(url, name="wait-latency-0")
+    waiting = TaskQueue(url, name="wait-latency-2", replicas_to_wait=2, replica_wait_timeout_ms=1000)
+    timings: dict[str, list[float]] = {"no_wait_ms": [], "wait_2_ms": []}
+    await plain.connect()
+    await waiting.connect()
+    try:
+        for _ in range(calls):
+            for name, queue in (("no_wait_ms", plain), ("wait_2_ms", waiting)):
+                started = time.perf_counter()
+                await queue.add_task("t", {})
+                [delivery] = await queue.read("c", 1, block_ms=0)
+                await queue.ack([delivery.receipt])
+                timings[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        await plain.disconnect()
+        await waiting.disconnect()
+    return {name: round(statistics.median(values), 3) for name, values in timings.items()}
+
+
 def shards(repeat: int, out: Path) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"local": [], "cluster": []}
     for i in range(repeat):
@@ -159,7 +210,9 @@ def shards(repeat: int, out: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.bench.topologies", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("failovers", "wait-cost", "shards"))
+    parser.add_argument("what", choices=("failovers", "wait-cost", "wait-latency", "shards"))
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--cluster", action="store_true", help="failovers: cluster_node_kill on a cluster instead")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--servers", default="redis,valkey")
     parser.add_argument("--duration", type=float, default=10.0)
@@ -173,9 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise HarnessError(f"--servers {sorted(unknown)} unknown: use {', '.join(SERVERS)}")
         if args.what == "failovers":
-            summary = failovers([int(s) for s in args.seeds.split(",")], servers, args.duration, folder)
+            seeds = [int(s) for s in args.seeds.split(",")]
+            summary = failovers(seeds, servers, args.duration, folder, cluster=args.cluster)
         elif args.what == "wait-cost":
             summary = wait_cost(args.repeat, servers, folder)
+        elif args.what == "wait-latency":
+            summary = wait_latency(servers, args.calls, folder)
         else:
             summary = shards(args.repeat, folder)
     except HarnessError as exc:
