@@ -107,17 +107,18 @@ async def worker(
     options: dict[str, Any] = {
         "pending_timeout": pending_timeout, "delivery_cap": delivery_cap, "replicas_to_wait": replicas_to_wait,
     }  # fmt: skip
-    queues = [TaskQueue(redis_url, name=name, **options) for name in dict.fromkeys(names)]
+    queues: list[TaskQueue] = []
     try:
-        for queue in queues:
-            await queue.connect()
+        for name in dict.fromkeys(names):  # one client for all: the first queue's
+            queues.append(TaskQueue(redis_url, name=name, client=queues[0].redis if queues else None, **options))
+            await queues[-1].connect()
         running: Worker | WorkerGroup = (
             Worker(queues[0], loaded, settings) if len(queues) == 1 else WorkerGroup(queues, loaded, settings)
         )
         await running.run()
         click.echo(f"worker {running.consumer} stopped: {dict(running.counts)}", err=True)
     finally:
-        for queue in queues:
+        for queue in reversed(queues):
             await queue.disconnect()
 
 

@@ -84,6 +84,7 @@ class TaskQueue:
         batch_size: int = 10,
         retry_base_delay: float = 1.0,
         settings: QueueSettings | None = None,
+        client: Client | None = None,
         **options: Any,
     ) -> None:
         unknown = set(options) - QueueSettings.option_names()
@@ -100,6 +101,9 @@ class TaskQueue:
                 **options,
             )
         self.redis_url = redis_url
+        # A client shared with other queues (many queues over a cluster's shards in one process): used as
+        # it is, and left open by disconnect(). None: the queue opens its own from redis_url.
+        self._shared = client
         self.settings = settings
         self.keys = QueueKeys(settings.name)
         self.events: Counter[str] = Counter()
@@ -115,7 +119,7 @@ class TaskQueue:
         if self._redis is not None:
             return
         settings = self.settings
-        self._redis = open_redis(self.redis_url, socket_timeout_s=settings.socket_timeout_s)
+        self._redis = self._shared or open_redis(self.redis_url, socket_timeout_s=settings.socket_timeout_s)
         self._library = Library(
             self._redis, self.keys, replicas_to_wait=settings.replicas_to_wait,
             replica_wait_timeout_ms=settings.replica_wait_timeout_ms,
@@ -128,7 +132,7 @@ class TaskQueue:
 
     async def disconnect(self) -> None:
         redis, self._redis, self._library = self._redis, None, None
-        if redis is not None:
+        if redis is not None and redis is not self._shared:
             await close_redis(redis)
 
     async def __aenter__(self) -> TaskQueue:

@@ -275,8 +275,14 @@ class WorkerGroup:
     its own reader, renewer, settler and `concurrency` slots, under one consumer name, stopped together
     by stop() or SIGTERM/SIGINT.
 
-        queues = [TaskQueue(url, name=name) for name in ("emails", "reports", "thumbnails")]
+        first = TaskQueue(url, name="emails")
+        await first.connect()
+        queues = [first, *(TaskQueue(url, name=n, client=first.redis) for n in ("reports", "thumbnails"))]
+        for queue in queues[1:]:
+            await queue.connect()
         await WorkerGroup(queues, HANDLERS, WorkerSettings(concurrency=10)).run()
+
+    The queues may share one client (`client=`): one connection pool, one cluster slot map.
     """
 
     def __init__(

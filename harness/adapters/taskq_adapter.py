@@ -66,7 +66,7 @@ class TaskqAdapter:
         return self._queues[0]
 
     async def connect(self, url: str, queue_name: str, options: QueueOptions) -> None:
-        queues = []
+        queues: list[TaskQueue] = []
         for name in queue_names(queue_name, options.queues):
             settings = QueueSettings(
                 name=name,
@@ -79,18 +79,18 @@ class TaskqAdapter:
                 replicas_to_wait=options.replicas_to_wait,
                 replica_wait_timeout_ms=options.replica_wait_timeout_ms,
             )
-            queues.append(TaskQueue(url, settings=settings))
-        try:
-            for queue in queues:
-                await queue.connect()
-        except RedisUnavailable as exc:
-            for queue in queues:
-                await queue.disconnect()
-            raise AdapterUnavailable(str(exc)) from exc
+            # Every queue after the first shares its client: one connection pool (and one cluster map) per process.
+            queues.append(TaskQueue(url, settings=settings, client=queues[0].redis if queues else None))
+            try:
+                await queues[-1].connect()
+            except RedisUnavailable as exc:
+                for queue in reversed(queues):
+                    await queue.disconnect()
+                raise AdapterUnavailable(str(exc)) from exc
         self._queues = queues
 
     async def close(self) -> None:
-        for queue in self._queues:
+        for queue in reversed(self._queues):  # the first, which owns the shared client, last
             await queue.disconnect()
 
     def _queue_of(self, tid: str) -> int:

@@ -181,7 +181,12 @@ async def test_queues_spread_over_the_shards_and_one_process_serves_them(cluster
     names = [f"{fresh()}-{i}" for i in range(9)]
     owners = {cluster.owner(slot_of(QueueKeys(name).stream(0))) for name in names}
     assert len(owners) >= 2, "nine random queue names all fell on one shard"
-    queues = [TaskQueue(cluster.url, name=name, pending_timeout=1.0) for name in names]
+    first = TaskQueue(cluster.url, name=names[0], pending_timeout=1.0)
+    await first.connect()
+    queues = [
+        first,
+        *(TaskQueue(cluster.url, name=name, pending_timeout=1.0, client=first.redis) for name in names[1:]),
+    ]
     seen: list[str] = []
     done = asyncio.Event()
 
@@ -190,8 +195,8 @@ async def test_queues_spread_over_the_shards_and_one_process_serves_them(cluster
         if len(seen) == 3 * len(names):
             done.set()
 
-    for queue in queues:
-        await queue.connect()
+    for queue in queues[1:]:
+        await queue.connect()  # the shared client: one cluster map for nine queues
     group = WorkerGroup(queues, {"t": handle}, WorkerSettings(concurrency=2))
     running = asyncio.create_task(group.run())
     try:
@@ -202,8 +207,10 @@ async def test_queues_spread_over_the_shards_and_one_process_serves_them(cluster
     finally:
         group.stop()
         await asyncio.wait_for(running, 30)
-        for queue in queues:
+        for queue in queues[1:]:
             await queue.disconnect()
+        assert await first.stats() is not None  # the others left the shared client open
+        await first.disconnect()
     assert sorted(seen) == sorted(name for name in names for _ in range(3))
     assert group.counts["done"] == 27
 
