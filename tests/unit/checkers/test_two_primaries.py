@@ -11,7 +11,7 @@ from tests.unit.checkers.builder import HistoryBuilder, judge
 
 
 def inverted(kind: str | None) -> HistoryBuilder:
-    """"high" enqueued (on the other primary) and left waiting while "low" is served; then both in order."""
+    """ "high" enqueued (on the other primary) and left waiting while "low" is served; then both in order."""
     h = HistoryBuilder()
     if kind is not None:
         h.invoke("nemesis-0", "fault", {"kind": kind, "target": "redis", "held": [], "persistence": "replicated"})
