@@ -18,6 +18,7 @@ from harness.checkers.base import validity_label
 from harness.console import err, one_line_errors, out, status_line
 from harness.errors import HarnessError
 from harness.history import read_history
+from harness.nemesis.topology import require_topology_spec
 from harness.perf_cli import COMMANDS as PERF_COMMANDS
 from harness.plan import Plan, make_plan
 from harness.providers import check_provider
@@ -79,6 +80,7 @@ def print_verdict(result: RunResult) -> None:
 
 def execute(plan: Plan, out_dir: Path, journaling: bool = True) -> None:
     check_provider(plan.redis)
+    require_topology_spec(plan)
     folder = new_run_folder(out_dir, plan)
     err.print(f"run folder: {folder}", markup=False)
     result = run(plan, folder, status=status_line(plan.scenario.name), journaling=journaling)

@@ -29,6 +29,7 @@ from harness.history import INFO, INVOKE, OK
 from harness.nemesis.base import FaultContext, fault
 from harness.nemesis.redis import aim
 from harness.plan import FaultEvent, Plan
+from harness.providers import parse_spec
 from harness.providers.base import Provider
 from harness.providers.cluster import ClusterRedis, slot_of
 from harness.providers.nodes import DataNode, wait_until
@@ -46,10 +47,22 @@ CLUSTER_ONLY = frozenset({"slot-migration", "shard-kill"})
 
 def require_topology(plan: Plan, provider: Provider) -> None:
     """Before the run: topology faults need the topology they act on."""
+    _require(plan, isinstance(provider, ReplicatedRedis), isinstance(provider, ClusterRedis))
+
+
+def require_topology_spec(plan: Plan) -> None:
+    """The same check from the --redis spec alone, before anything starts (a cluster takes seconds to make)."""
+    try:
+        topology = parse_spec(plan.redis)[0]
+    except SetupError:
+        topology = ""  # a URL or a container: the provider-based check says what it needs
+    _require(plan, topology == "replicated", topology == "cluster")
+
+
+def _require(plan: Plan, replicated: bool, cluster: bool) -> None:
     kinds = {event.kind for event in plan.faults} & TOPOLOGY_KINDS
     if not kinds:
         return
-    replicated, cluster = isinstance(provider, ReplicatedRedis), isinstance(provider, ClusterRedis)
     wrong = sorted(k for k in kinds if (k in REPLICATED_ONLY and not replicated) or (k in CLUSTER_ONLY and not cluster))
     if not (replicated or cluster) or wrong:
         named = ", ".join(wrong or sorted(kinds))

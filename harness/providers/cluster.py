@@ -92,7 +92,7 @@ class ClusterRedis:
         cli = redis_cli()
         try:
             for node in self.nodes:
-                node.start()
+                _start_on_free_ports(node)
             command = [cli, "--cluster", "create", *(f"{LOOPBACK}:{n.port}" for n in self.nodes)]
             command += ["--cluster-replicas", "1", "--cluster-yes"]
             done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=START_TIMEOUT_S)
@@ -245,6 +245,19 @@ class ClusterRedis:
 
     def _is_primary(self, node: DataNode) -> bool:
         return node.role() == "master"
+
+
+def _start_on_free_ports(node: DataNode, attempts: int = 5) -> None:
+    """Start a node before the cluster is made; when another process took its port (or its bus port,
+    10,000 higher) since cluster_port() chose it, choose again."""
+    for attempt in range(attempts):
+        try:
+            node.start()
+            return
+        except SetupError as exc:
+            if "Address already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+            node.port = cluster_port()
 
 
 def cluster_port() -> int:
