@@ -259,6 +259,9 @@ def _validate_queue(options: QueueOptions) -> None:
     _require(options.retry_max_delay_s >= 0, "queue.retry_max_delay_s must not be negative")
     _require(options.delivery_cap >= 1, "queue.delivery_cap must be at least 1")
     _require(options.shutdown_timeout_s >= 0, "queue.shutdown_timeout_s must not be negative")
+    _require(options.replicas_to_wait >= 0, "queue.replicas_to_wait must not be negative")
+    _require(options.replica_wait_timeout_ms >= 0, "queue.replica_wait_timeout_ms must not be negative")
+    _require(options.queues >= 1, "queue.queues must be at least 1")
     _require(
         0 <= options.block_ms < AGENT_SOCKET_TIMEOUT_MS,
         f"queue.block_ms must be at least 0 and below the agents' socket timeout ({AGENT_SOCKET_TIMEOUT_MS} ms)",

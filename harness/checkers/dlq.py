@@ -14,12 +14,11 @@ from bisect import bisect_left
 
 from harness.checkers._report import Examples
 from harness.checkers.base import CheckContext, CheckResult
-from harness.checkers.index import COUNTED_FAILURES, DeadEntry, FinalState, HistoryIndex
+from harness.checkers.index import DeadEntry, FinalState, HistoryIndex, counted_failures
 from harness.history import INFO, OK
 
 RETRIES_EXHAUSTED = "retries exhausted"
 DELIVERY_CAP = "delivery cap"
-_COUNTED = COUNTED_FAILURES
 _NOT_JUDGED = frozenset({"dead", "outlived_lease_dead"})
 
 
@@ -65,7 +64,7 @@ def _errors_match(index: HistoryIndex, tid: str, entry: DeadEntry) -> bool:
         return True  # unknown budget: the delivery checker reports the stranger
     budget = enqueue.max_retries + 1
     failures = index.failures.get(tid, ())
-    certain = sum(1 for f in failures if f.outcome in _COUNTED)
+    certain = counted_failures(failures)
     # A fail whose answer was lost may or may not have counted against the budget.
     maybe = sum(1 for f in failures if f.outcome == INFO)
     recorded_ok = certain <= budget <= certain + maybe
@@ -89,7 +88,9 @@ def _unseen_reads(index: HistoryIndex, tid: str) -> int:
 
 
 def _counted_failures(index: HistoryIndex, tid: str) -> int:
-    return sum(1 for f in index.failures.get(tid, ()) if f.outcome in _COUNTED)
+    return counted_failures(index.failures.get(tid, ()))
+
+
 
 
 def _exhausted(index: HistoryIndex, final: FinalState) -> list[str]:
@@ -99,7 +100,7 @@ def _exhausted(index: HistoryIndex, final: FinalState) -> list[str]:
         if tid in final.dead:
             continue
         enqueue = index.enqueues.get(tid)
-        counted = sum(1 for f in failures if f.outcome in _COUNTED)
+        counted = counted_failures(failures)
         said_dead = any(f.outcome == "dead" for f in failures)
         if said_dead or (enqueue is not None and counted >= enqueue.max_retries + 1):
             missing.append(tid)

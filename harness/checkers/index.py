@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
@@ -25,6 +25,7 @@ REFUSED: Final = "refused"
 # Failed attempts that count against a task's retry budget: the queue's answer to a fail ("retried",
 # "dead"), or, in hosted runs, a handler that raised (the library decides what follows).
 COUNTED_FAILURES: Final = frozenset({"retried", "dead", "raised"})
+_ANSWERED_FAILURES: Final = frozenset({"retried", "dead"})
 OPEN: Final = "open"  # a fault whose end was never journaled
 
 CRASH_FAULTS: Final = frozenset({"kill", "term", "kill-main", "kill-child"})
@@ -368,7 +369,7 @@ class _Builder:
     ) -> tuple[int, int]:
         """Attempt (failed attempts before this one) and delivery count, as far as the history shows them."""
         if attempt is None:
-            attempt = sum(1 for f in self._index.failures.get(tid, ()) if f.outcome in COUNTED_FAILURES)
+            attempt = counted_failures(self._index.failures.get(tid, ()))
         if count is None:
             count = 1 + (len(timeline) if timeline else 0)
         return attempt, count
@@ -447,6 +448,15 @@ class _Builder:
             foreign=int(value.get("foreign") or 0),
             stats=dict(value.get("stats") or {}),
         )
+
+
+def counted_failures(failures: Iterable[Failure]) -> int:
+    """Failed attempts that counted against the budget. A queue's answer ("retried", "dead") counts once
+    each; a hosted handler that raised counts once per attempt number: when its worker died before the
+    library recorded the failure, the library ran the same attempt again, and it raised again."""
+    answered = sum(1 for f in failures if f.outcome in _ANSWERED_FAILURES)
+    raised = len({f.attempt for f in failures if f.outcome == "raised"})
+    return answered + raised
 
 
 def _first_delivery(enqueue: Enqueue, delivery: Delivery) -> FirstDelivery:

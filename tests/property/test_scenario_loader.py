@@ -97,7 +97,8 @@ KEYS: dict[str, dict[str, Key]] = {
         "pending_timeout_s": positive_s(), "retry_base_delay_s": not_negative(), "retry_max_delay_s": not_negative(),
         "delivery_cap": at_least(1, 20),
         "block_ms": Key(st.integers(0, 4999), st.integers(max_value=-1) | st.integers(min_value=5000)),
-        "shutdown_timeout_s": not_negative(),
+        "shutdown_timeout_s": not_negative(), "replicas_to_wait": at_least(0, 5),
+        "replica_wait_timeout_ms": at_least(0, 10_000), "queues": at_least(1, 16),
     },
     "expect": {
         "max_lost": at_least(0), "max_unexplained_duplicates": at_least(0), "max_unexpected": at_least(0),
