@@ -17,8 +17,9 @@ SEED = 7
 REPO = Path(__file__).resolve().parents[2]
 
 # mutant -> (scenario whose faults expose it, the checker that must name it, the figure it must raise)
-# pause_workers runs 10 s: in 5 s one pause strikes, and a victim paused mid-read holds nothing to ack late.
-LONGER = {"pause_workers": "10"}
+# pause_workers runs 15 s: in 5 s one pause strikes, and a victim paused mid-read, or with its ack already
+# sent, has nothing to ack late (on a machine at load 37, a 10 s run had one pause, landing on an ack in flight).
+LONGER = {"pause_workers": "15"}
 EXPOSURES = {
     "ack-no-ownership": ("pause_workers", "ownership", "accepted"),
     "blind-resend": ("dropped_replies", "stored_twice", "stored_twice"),
