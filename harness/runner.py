@@ -171,7 +171,9 @@ async def _drain(
 ) -> None:
     """Until the queue is empty, or stalled (no change for a while), or the drain deadline."""
     deadline = time.monotonic() + plan.scenario.run.drain_timeout_s
-    stall_s = max(3.0, 3 * plan.scenario.queue.pending_timeout_s)
+    # A queue's clients that wait on a silent connection do nothing until their own timeout gives up on it
+    # (client_timeout_s): a drain stalled for less than that may be a library about to recover.
+    stall_s = max(3.0, 3 * plan.scenario.queue.pending_timeout_s, client_timeout_s(adapter))
     last: dict[str, int] | None = None
     last_change = time.monotonic()
     while time.monotonic() < deadline:

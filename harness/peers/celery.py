@@ -55,6 +55,7 @@ PRIORITY_SEP = "\x06\x16"
 UNACKED, UNACKED_INDEX = "unacked", "unacked_index"
 RESULT_PREFIX = "celery-task-meta-"
 CLIENT_SOCKET_TIMEOUT_S = 5.0
+WORKER_SILENCE_S = 1 + 2 * 25.0
 DEAD_CACHE_S = 1.0
 RETRIES_EXHAUSTED = "retries exhausted"
 
@@ -152,7 +153,10 @@ _configure_worker()
 class CeleryAdapter:
     """celery under the harness: publish with celery's client, read kombu's lists and hash."""
 
-    socket_timeout_s = CLIENT_SOCKET_TIMEOUT_S
+    # The worker's connections have no socket timeout (kombu's default); kombu drops a BRPOP connection
+    # whose reply is overdue and reconnects "within about brpop_timeout + 2 * health_check_interval
+    # seconds (51 by default)" (kombu/transport/redis.py). The harness's producers wait 5 s.
+    socket_timeout_s = WORKER_SILENCE_S
 
     def __init__(self, variant: str, settings: CelerySettings) -> None:
         self.name = f"peer:celery:{variant}"

@@ -49,6 +49,7 @@ RETRIES_EXHAUSTED = "retries exhausted"
 # rq's own timings (rq.defaults, rq.worker): a running job's heartbeat TTL, and the maintenance period.
 HEARTBEAT_TTL_S = 30 + 60
 MAINTENANCE_INTERVAL_S = 600
+WORKER_SOCKET_TIMEOUT_S = 420 - 15 + 10
 
 
 def job_id(queue_name: str, tid: str) -> str:
@@ -75,7 +76,9 @@ def run(payload: dict[str, Any]) -> None:
 class RqAdapter:
     """rq under the harness: rq's client to enqueue, its queues and registries to read."""
 
-    socket_timeout_s = SOCKET_TIMEOUT_S
+    # rq's worker sets its connection's socket timeout to its dequeue timeout + 10 s (worker_ttl 420 - 15
+    # + 10: rq/worker/base.py connection_timeout): a silent connection holds it that long.
+    socket_timeout_s = float(WORKER_SOCKET_TIMEOUT_S)
 
     def __init__(self, variant: str, *, worker_class: str = "", by_priority: bool = False) -> None:
         self.name = f"peer:rq:{variant}"
@@ -209,7 +212,7 @@ class RqAdapter:
         keys = self._keys()
         serializer = JSONSerializer()
 
-        def read() -> tuple[dict[str, list[str]], dict[str, Job]]:
+        def read() -> tuple[dict[str, list[str]], dict[str, Job], dict[str, str]]:
             with r.pipeline(transaction=False) as pipe:
                 for kind, names in keys.items():
                     if kind == "finished":
@@ -220,13 +223,15 @@ class RqAdapter:
             ids = {kind: [_job_id(raw) for name in names for raw in next(found)]
                    for kind, names in keys.items() if kind != "finished"}  # fmt: skip
             wanted = sorted({job for found_ids in ids.values() for job in found_ids})
-            jobs = Job.fetch_many(wanted, connection=r, serializer=serializer) if wanted else []
-            return ids, {job.id: job for job in jobs if job is not None}
+            fetched = Job.fetch_many(wanted, connection=r, serializer=serializer) if wanted else []
+            jobs = {job.id: job for job in fetched if job is not None}
+            errors = {job: _last_error(jobs[job]) for job in ids["failed"] if job in jobs}
+            return ids, jobs, errors
 
-        ids, jobs = await self._call(read)
-        return self._state(ids, jobs)
+        ids, jobs, errors = await self._call(read)
+        return self._state(ids, jobs, errors)
 
-    def _state(self, ids: dict[str, list[str]], jobs: dict[str, Job]) -> FinalState:
+    def _state(self, ids: dict[str, list[str]], jobs: dict[str, Job], errors: dict[str, str]) -> FinalState:
         foreign = 0
 
         def task(job_key: str) -> tuple[str, int] | None:
@@ -241,7 +246,7 @@ class RqAdapter:
         pending = [(t[0], t[1], kind) for kind in ("intermediate", "started") for job in ids[kind]
                    if (t := task(job)) is not None]  # fmt: skip
         delayed = [t[0] for job in ids["scheduled"] if (t := task(job)) is not None]
-        dead = [_dead(jobs[job]) for job in ids["failed"] if task(job) is not None]
+        dead = [_dead(jobs[job], errors.get(job, "")) for job in ids["failed"] if task(job) is not None]
         stats = {kind: len(found) for kind, found in ids.items()}
         return FinalState(ready=ready, pending=pending, delayed=delayed, dead=dead, foreign=foreign, stats=stats)
 
@@ -259,15 +264,21 @@ def _payload(job: Job | None) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) and "tid" in payload else None
 
 
-def _dead(job: Job) -> tuple[str, str, int, int]:
+def _dead(job: Job, last_error: str) -> tuple[str, str, int, int]:
     """A job in the FailedJobRegistry: rq keeps its last error only (errors -1), and counts retries down."""
     payload = _payload(job) or {}
     budget = int(payload.get("max_retries", 0))
     left = job.retries_left if job.retries_left is not None else budget
-    last = (job.exc_info or "").strip().splitlines()
+    last = last_error.strip().splitlines()
     error = last[-1] if last else "(no error recorded)"
     reason = f"{RETRIES_EXHAUSTED}: {error}" if PlannedFailure.__name__ in error and left == 0 else error
     return str(payload.get("tid", job.id)), reason, budget - left, -1
+
+
+def _last_error(job: Job) -> str:
+    """The error of the job's last execution: rq records each failure as a Result (Job._handle_failure)."""
+    result = job.latest_result()
+    return result.exc_string or "" if result is not None else ""
 
 
 VARIANTS: dict[str, Callable[[], HostedAdapter]] = {
