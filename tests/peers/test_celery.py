@@ -15,13 +15,13 @@ import redis
 
 pytest.importorskip("celery", reason="celery is not installed: install the extra 'peers' (harness peers install)")
 
-from celery import Celery  # noqa: E402
-from celery.app.task import Context  # noqa: E402
+from celery import Celery
+from celery.app.task import Context
 
-from harness.adapters.base import QueueOptions, TaskSpec  # noqa: E402
-from harness.hosted.handler import PlannedFailure  # noqa: E402
-from harness.peers.celery import VARIANTS, CelerySettings, configure, priority_lists  # noqa: E402
-from harness.providers.local import LocalRedis  # noqa: E402
+from harness.adapters.base import QueueOptions, TaskSpec
+from harness.hosted.handler import PlannedFailure
+from harness.peers.celery import VARIANTS, CelerySettings, configure, priority_lists
+from harness.providers.local import LocalRedis
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]
@@ -80,8 +80,8 @@ async def test_a_task_out_of_retries_is_dead_from_celerys_failure_record(
     try:
         request = Context(id="t1", args=[payload], kwargs={}, retries=2, task="harness.run")
         worker_side.backend.mark_as_failure("t1", PlannedFailure("planned failure of attempt 2"), request=request)
-        worker_side.backend.mark_as_retry("t2", PlannedFailure("planned failure of attempt 0"),
-                                          request=Context(id="t2", args=[{**payload, "tid": "t2"}], retries=0))  # fmt: skip
+        retried = Context(id="t2", args=[{**payload, "tid": "t2"}], retries=0)
+        worker_side.backend.mark_as_retry("t2", PlannedFailure("planned failure of attempt 0"), request=retried)
         final = await adapter.final_state()
         assert final.dead == [("t1", "retries exhausted: PlannedFailure: ['planned failure of attempt 2']", 2, -1)]
         assert (await adapter.depth())["dead"] == 1
@@ -107,10 +107,11 @@ def figures(verdict: dict[str, Any], checker: str) -> dict[str, Any]:
 
 def test_a_short_steady_run_is_valid(tmp_path: Path) -> None:
     done = harness("run", "steady", "--queue", "peer:celery", "--duration", "3", "--rate", "600", "--seed", "1",
-                   "--drain-timeout", "30", "--out", str(tmp_path))  # fmt: skip
+                   "--consumers", "2", "--drain-timeout", "30", "--out", str(tmp_path))  # fmt: skip
     verdict = verdict_of(tmp_path)
     assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
-    assert figures(verdict, "delivery")["completed"] == 1800
+    delivery = figures(verdict, "delivery")
+    assert delivery["completed"] == delivery["enqueued_ok"] > 0
 
 
 def test_the_early_ack_finding_reproduces(tmp_path: Path) -> None:

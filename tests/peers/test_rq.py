@@ -15,13 +15,13 @@ import redis
 
 pytest.importorskip("rq", reason="rq is not installed: install the extra 'peers' (harness peers install)")
 
-from rq import Queue  # noqa: E402
-from rq.results import Result  # noqa: E402
-from rq.serializers import JSONSerializer  # noqa: E402
+from rq import Queue
+from rq.results import Result
+from rq.serializers import JSONSerializer
 
-from harness.adapters.base import QueueOptions, TaskSpec  # noqa: E402
-from harness.peers.rq import VARIANTS, job_id  # noqa: E402
-from harness.providers.local import LocalRedis  # noqa: E402
+from harness.adapters.base import QueueOptions, TaskSpec
+from harness.peers.rq import VARIANTS, job_id
+from harness.providers.local import LocalRedis
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]
@@ -113,7 +113,8 @@ def test_a_short_steady_run_is_valid(tmp_path: Path) -> None:
                    "--drain-timeout", "60", "--out", str(tmp_path))  # fmt: skip
     verdict = verdict_of(tmp_path)
     assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
-    assert figures(verdict, "delivery")["completed"] == 180
+    delivery = figures(verdict, "delivery")
+    assert delivery["completed"] == delivery["enqueued_ok"] > 0
 
 
 def test_the_abandoned_job_finding_reproduces(tmp_path: Path) -> None:
