@@ -227,12 +227,17 @@ class CeleryAdapter:
 
         def publish() -> None:
             # One producer (and connection) for the batch: celery has no batch publish on Redis.
-            with client.producer_or_acquire() as producer:
-                for task in tasks:
-                    client.send_task(
-                        TASK_NAME, args=[make_payload(task)], task_id=task.tid, queue=self._queue,
-                        priority=celery_priority(task.priority), producer=producer,
-                    )  # fmt: skip
+            try:
+                with client.producer_or_acquire() as producer:
+                    for task in tasks:
+                        client.send_task(
+                            TASK_NAME, args=[make_payload(task)], task_id=task.tid, queue=self._queue,
+                            priority=celery_priority(task.priority), producer=producer,
+                        )  # fmt: skip
+            except AttributeError as exc:
+                # kombu's channel loses its connection under a publish retry after a killed connection and
+                # raises "'NoneType' object has no attribute 'client'": an unknown outcome, not our bug.
+                raise AdapterUnavailable(f"celery: kombu lost its channel's connection: {exc}") from exc
 
         await self._call(publish)
 
