@@ -232,7 +232,7 @@ class _Builder:
             "fail": self._fail,
         }
         self._open_faults: list[Op] = []
-        # Hosted runs: pause faults seen so far, [target, start ns, end ns or None, invoke op].
+        # Hosted runs: faults that can delay a start, [target ("" = all), start ns, end ns or None, invoke op].
         self._pauses: list[list[Any]] = []
         # First deliveries and completions whose enqueue was not (yet) indexed: settled at the end.
         self._unmatched: list[Delivery | str] = []
@@ -400,11 +400,15 @@ class _Builder:
 
     def _read_start(self, process: str, ok_ns: int) -> int:
         """When the library may have read a task whose handler started at ok_ns: up to the read window
-        before; and for a worker paused just before the start, before the pause (a prefetched or popped
-        task waits the pause out)."""
+        before; and for a worker paused, or held by a Redis or network fault, just before the start,
+        before that fault (a prefetched or popped task waits it out)."""
         invoke_ns = ok_ns - self._read_window_ns
         for target, start_ns, end_ns, _ in self._pauses:
-            if start_ns <= ok_ns and (end_ns is None or end_ns >= invoke_ns) and targets(target, process):
+            if (
+                start_ns <= ok_ns
+                and (end_ns is None or end_ns >= invoke_ns)
+                and (not target or targets(target, process))
+            ):
                 invoke_ns = min(invoke_ns, start_ns - self._read_window_ns)
         return invoke_ns
 
@@ -414,8 +418,12 @@ class _Builder:
         if op["type"] == INVOKE:
             self._open_faults.append(op)
             value = op.get("value") or {}
-            if self._read_window_ns and value.get("kind") in PAUSE_FAULTS:
-                self._pauses.append([str(value.get("target", "")), op["time_ns"], None, op])
+            kind = value.get("kind")
+            if self._read_window_ns and (kind in PAUSE_FAULTS or kind not in WORKER_FAULTS):
+                # A paused worker, or a Redis or network fault that holds every client: either delays a start
+                # the library had already read. "" = every process.
+                target = str(value.get("target", "")) if kind in PAUSE_FAULTS else ""
+                self._pauses.append([target, op["time_ns"], None, op])
             return
         invoke = _ended_fault(self._open_faults, op)
         if invoke is not None:

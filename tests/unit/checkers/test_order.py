@@ -126,3 +126,17 @@ def test_a_hosted_start_long_after_an_earlier_task_was_overtaken_is_caught() -> 
     _popped_then_paused(h, paused=False)
     result = _order_of_hosted(h)
     assert (result.valid, result.figures["violations"]) == (False, 1)
+
+
+def test_a_hosted_start_after_a_redis_stall_may_have_been_read_before_it() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["a"], prio=1)
+    h.enqueue("p0", ["b"], prio=1)
+    h.fault("client-pause", "redis", ends=False)  # c1 popped "a"; its next command waits out the stall
+    h.advance(s=1)
+    _hosted_start(h, "c0#1.10.0", "b")
+    h.advance(s=1)
+    h.end_fault()
+    _hosted_start(h, "c1#1.20.0", "a")
+    h.final()
+    assert _order_of_hosted(h).figures["violations"] == 0
