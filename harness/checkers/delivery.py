@@ -294,7 +294,8 @@ def _judge_unexpected(index: HistoryIndex, tally: _Tally, examples: Examples) ->
         examples.add("unexpected", tid=tid, delivered=len(deliveries))
 
 
-_Explain = Callable[["_Windows", list[Delivery], Completion, Completion], str]
+# (windows, the task's deliveries, the earlier and later completion, when the task became readable)
+_Explain = Callable[["_Windows", list[Delivery], Completion, Completion, int], str]
 
 
 def _judge_repeats(
@@ -312,7 +313,10 @@ def _judge_repeats(
         return
     tally.duplicated += 1
     deliveries = index.deliveries.get(tid, [])
-    reasons = [explain(windows, deliveries, earlier, later) for earlier, later in pairwise(done)]
+    reasons = [
+        explain(windows, deliveries, earlier, later, _readable_since(index, tid, deliveries, earlier, later))
+        for earlier, later in pairwise(done)
+    ]
     if all(reasons):
         tally.duplicated_explained += 1
         examples.add("duplicated_explained", tid=tid, reasons=reasons, by=[c.process for c in done])
@@ -321,12 +325,27 @@ def _judge_repeats(
         examples.add("duplicated_unexplained", tid=tid, by=[c.process for c in done], at_ns=[c.done_ns for c in done])
 
 
-def _explain(windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion) -> str:
+def _readable_since(
+    index: HistoryIndex, tid: str, deliveries: list[Delivery], earlier: Completion, later: Completion
+) -> int:
+    """The earliest a first holder of this run of the task can have read it: when it was enqueued, or when
+    the failed attempt that scheduled this retry ended (a hosted history shows starts, not reads)."""
+    first_ns = min(_received_ns((_holding(deliveries, c), c)) for c in (earlier, later))
+    enqueue = index.enqueues.get(tid)
+    since = [enqueue.invoke_ns] if enqueue is not None else [first_ns]
+    since += [f.invoke_ns for f in index.failures.get(tid, ()) if f.invoke_ns <= first_ns]
+    return max(since)
+
+
+def _explain(
+    windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion, readable_ns: int
+) -> str:
     """Why a task completed a second time, or "" if nothing in the history explains it.
 
     The two holders are ordered by when they received the task. The task may be handed out again
     while the first owner still holds it if that owner's lease ran out or it was paused; and after
     a Redis fault between the two deliveries, Redis may have lost the first ack or the lease.
+    (`readable_ns` is for hosted runs: the harness's own consumer journals its reads.)
     """
     holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_received_ns)
     (first, first_completion), second_hold = holds
@@ -350,7 +369,9 @@ def _explain(windows: _Windows, deliveries: list[Delivery], earlier: Completion,
     return ""
 
 
-def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion) -> str:
+def _explain_hosted(
+    windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion, readable_ns: int
+) -> str:
     """Why a hosted library ran a task a second time, or "" if nothing in the history explains it.
 
     The first holder finished (or not) and its library was to ack after that; the task may run again
@@ -359,12 +380,13 @@ def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Comp
     off from Redis, if Redis itself was hurt, or, for a library that does not renew leases, if its own
     visibility timeout passed. The harness sees a handler start, not the read behind it: the read was
     sent at most a client timeout before its reply came (a held reply can arrive after a later
-    delivery, so holders are ordered by the library's delivery count where it reports one). A library
-    that renews leases promises no repeat while its holder is alive and reachable: a repeat then is
-    unexplained.
+    delivery, so holders are ordered by the library's delivery count where it reports one), and a
+    library that prefetches or holds a task until its ETA read it earlier, as early as the task became
+    readable (`readable_ns`), so its visibility timeout counts from there. A library that renews leases
+    promises no repeat while its holder is alive and reachable: a repeat then is unexplained.
     """
     holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_library_order)
-    first, (_, first_completion) = holds[0][0], holds[0]
+    first_completion = holds[0][1]
     asked_ns, handed_again_ns = _received_ns(holds[0]) - windows.client_timeout_ns, _received_ns(holds[1])
     start_ns, end_ns = min(asked_ns, handed_again_ns), max(asked_ns, handed_again_ns)
     holder = first_completion.process
@@ -376,7 +398,7 @@ def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Comp
             return f"holder's worker died (exit {exit_.code})"
     if windows.renews_lease or windows.visibility_ns is None:
         return ""
-    if first is not None and handed_again_ns - first.ok_ns > windows.visibility_ns:
+    if handed_again_ns - readable_ns > windows.visibility_ns:
         return "visibility timeout passed"
     return ""
 

@@ -229,7 +229,7 @@ class HistoryIndex:
 class _Builder:
     """Fills a HistoryIndex from a merged history in one pass."""
 
-    __slots__ = ("_handlers", "_index", "_open_faults", "_read_window_ns", "_unmatched")
+    __slots__ = ("_handlers", "_index", "_open_faults", "_pauses", "_read_window_ns", "_unmatched")
 
     def __init__(self, index: HistoryIndex, read_window_ns: int = 0) -> None:
         self._index = index
@@ -241,6 +241,8 @@ class _Builder:
             "fail": self._fail,
         }
         self._open_faults: list[Op] = []
+        # Hosted runs: faults that can delay a start, [target ("" = all), start ns, end ns or None, invoke op].
+        self._pauses: list[list[Any]] = []
         # First deliveries and completions whose enqueue was not (yet) indexed: settled at the end.
         self._unmatched: list[Delivery | str] = []
 
@@ -337,7 +339,7 @@ class _Builder:
             return
         process, invoke_ns, ok_ns = invoke["process"], invoke["time_ns"], completion["time_ns"]
         if self._read_window_ns and invoke_ns == ok_ns:  # a hosted handler's start: the read came before it
-            invoke_ns -= self._read_window_ns
+            invoke_ns = self._read_start(process, ok_ns)
         deliveries, aliases, enqueues = index.deliveries, index.aliases, index.enqueues
         batch: list[Delivery] = []
         for entry in completion["value"]["tasks"]:
@@ -406,16 +408,40 @@ class _Builder:
             tid = index.aliases.get(delivered, delivered)
             index.failures.setdefault(tid, []).append(Failure(process, invoke_ns, done_ns, attempt, error, outcome))
 
+    def _read_start(self, process: str, ok_ns: int) -> int:
+        """When the library may have read a task whose handler started at ok_ns: up to the read window
+        before; and for a worker paused, or held by a Redis or network fault, just before the start,
+        before that fault (a prefetched or popped task waits it out)."""
+        invoke_ns = ok_ns - self._read_window_ns
+        for target, start_ns, end_ns, _ in self._pauses:
+            if (
+                start_ns <= ok_ns
+                and (end_ns is None or end_ns >= invoke_ns)
+                and (not target or targets(target, process))
+            ):
+                invoke_ns = min(invoke_ns, start_ns - self._read_window_ns)
+        return invoke_ns
+
     def _fault_record(self, op: Op) -> None:
         """The nemesis journals each fault under a process of its own (nemesis-N); histories with
         overlapping faults under one process name are paired by _ended_fault's rules."""
         if op["type"] == INVOKE:
             self._open_faults.append(op)
+            value = op.get("value") or {}
+            kind = value.get("kind")
+            if self._read_window_ns and (kind in PAUSE_FAULTS or kind not in WORKER_FAULTS):
+                # A paused worker, or a Redis or network fault that holds every client: either delays a start
+                # the library had already read. "" = every process.
+                target = str(value.get("target", "")) if kind in PAUSE_FAULTS else ""
+                self._pauses.append([target, op["time_ns"], None, op])
             return
         invoke = _ended_fault(self._open_faults, op)
         if invoke is not None:
             self._open_faults.remove(invoke)
             self._fault(invoke, op)
+            for pause in self._pauses:
+                if pause[3] is invoke:
+                    pause[2] = op["time_ns"]
 
     def _fault(self, invoke: Op, completion: Op | None) -> None:
         index = self._index
