@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.adapters import AdapterUnavailable, QueueClient, adapter_factory
-from harness.adapters.promises import client_timeout_s, promises_of
+from harness.adapters.promises import client_timeout_s, promises_of, read_window_s
 from harness.bench.cost import redis_cpu_s, spent
 from harness.drain import DrainBounds, in_flight
 from harness.errors import HarnessError, SetupError
@@ -133,7 +133,7 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
     return {
         "started_at": started, "redis": provider.describe(), "phases_ns": phases.times,
         "hosted": fleet.hosted is not None, "promises": promises_of(adapter).as_dict(),
-        "client_timeout_s": client_timeout_s(adapter),
+        "client_timeout_s": client_timeout_s(adapter), "read_window_s": read_window_s(adapter),
         "restarts": fleet.restarts, "faults_applied": ctx.applied, "journaling": journaling,
         "completed_in_load": phases.completed_in_load, "redis_cpu_s": redis_cpu,
     }  # fmt: skip

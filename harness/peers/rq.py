@@ -79,6 +79,9 @@ class RqAdapter:
     # rq's worker sets its connection's socket timeout to its dequeue timeout + 10 s (worker_ttl 420 - 15
     # + 10: rq/worker/base.py connection_timeout): a silent connection holds it that long.
     socket_timeout_s = float(WORKER_SOCKET_TIMEOUT_S)
+    # Between its pop and the handler's start, the forking worker forks a work-horse and the horse loads
+    # the job: much longer than an in-process handler's start (harness.adapters.promises.read_window_s).
+    read_window_s = 2.0
 
     def __init__(self, variant: str, *, worker_class: str = "", by_priority: bool = False) -> None:
         self.name = f"peer:rq:{variant}"

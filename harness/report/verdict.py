@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.adapters import adapter_factory
-from harness.adapters.promises import Promises, promises_of
+from harness.adapters.promises import DEFAULT_READ_WINDOW_S, Promises, promises_of
 from harness.agents.stats import merged_histograms, read_stats
 from harness.checkers import check_history
 from harness.checkers.base import CheckContext, compose
@@ -56,6 +56,7 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
         # Runs record what their queue promised; for a folder of an older harness, ask its adapter.
         promises=Promises(**facts["promises"]) if facts.get("promises") else queue_promises(plan.queue),
         client_timeout_s=float(facts.get("client_timeout_s", 5.0)),
+        hosted_read_window_ms=float(facts.get("read_window_s", DEFAULT_READ_WINDOW_S)) * 1000,
     )
     results = check_history(history, context)
     phases = facts.get("phases_ns", {})
