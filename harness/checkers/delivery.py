@@ -33,6 +33,7 @@ from harness.checkers.base import CheckContext, CheckResult
 from harness.checkers.index import (
     CRASH_FAULTS,
     PAUSE_FAULTS,
+    TOPOLOGY_LOSS_KINDS,
     Completion,
     Delivery,
     Enqueue,
@@ -56,7 +57,6 @@ REDIS_STALLS = frozenset({"redis-pause", "client-pause", "debug-sleep", "client-
 _KEEPS_NOTHING = frozenset({"none", "flushed"})
 # Topology faults that may lose acknowledged writes (harness/nemesis/topology.py); a slot migration
 # moves keys with MIGRATE, synchronously: it has no window, any loss across one is a bug.
-TOPOLOGY_LOSS_KINDS = frozenset({"failover", "split-brain", "promote-lagging", "shard-kill"})
 SPLIT_BRAIN = "split-brain"
 # The persistence a failover journals: what survives is what the promoted replica had.
 REPLICATED = "replicated"
@@ -184,7 +184,7 @@ def _windows_note(index: HistoryIndex, context: CheckContext, windows: _Windows)
 
 def loss_window(index: HistoryIndex, fault: Fault) -> tuple[int, int] | None:
     """When writes acknowledged before `fault` may have been lost by it: [start, end] ns, or None."""
-    if fault.outcome == "info" or not (is_redis_fault(fault.kind) or fault.kind in TOPOLOGY_LOSS_KINDS):
+    if fault.outcome == "info" or not is_redis_fault(fault.kind):
         return None
     end_ns = index.fault_end_ns(fault)
     persistence = "flushed" if fault.kind == "flushall" else fault.persistence

@@ -94,8 +94,6 @@ def _counted_failures(index: HistoryIndex, tid: str) -> int:
     return counted_failures(index.failures.get(tid, ()))
 
 
-
-
 def _exhausted(index: HistoryIndex, final: FinalState) -> list[str]:
     """Tasks whose failed attempts used up their budget (or that the queue called dead) but are not in the DLQ."""
     missing = []

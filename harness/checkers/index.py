@@ -30,10 +30,13 @@ OPEN: Final = "open"  # a fault whose end was never journaled
 
 CRASH_FAULTS: Final = frozenset({"kill", "term", "kill-main", "kill-child"})
 PAUSE_FAULTS: Final = frozenset({"pause", "stop"})
+GRACEFUL_STOPS: Final = frozenset({"term"})  # a worker told to stop, which hands back what it holds
 WORKER_FAULTS: Final = CRASH_FAULTS | PAUSE_FAULTS
 # Faults after which Redis may have lost or rolled back state (how much: Fault.persistence says).
 # Stalls (redis-pause, client-pause, debug-sleep) and client-kill keep every acknowledged write.
 _REDIS_FAULT_NAMES: Final = frozenset({"redis-kill", "redis-restart", "restart", "flushall"})
+# Failovers that may promote a replica without the primary's last writes: a rollback too.
+TOPOLOGY_LOSS_KINDS: Final = frozenset({"failover", "split-brain", "promote-lagging", "shard-kill"})
 _NOT_AGENTS: Final = ("nemesis", "runner")
 _NO_EXTRA: Final = (None, None, None)  # a delivered task of an older history: no budget, digest, errors
 # Builds a NamedTuple from a tuple without the Python-level __new__: half the cost, per task event.
@@ -166,8 +169,8 @@ def paused_gc() -> Iterator[None]:
 
 
 def is_redis_fault(kind: str) -> bool:
-    """A fault that may lose or roll back Redis state."""
-    return kind in _REDIS_FAULT_NAMES
+    """A fault that may lose or roll back Redis state: a crash, a flush, or a failover to a replica."""
+    return kind in _REDIS_FAULT_NAMES or kind in TOPOLOGY_LOSS_KINDS
 
 
 def targets(target: str, process: str) -> bool:
@@ -229,7 +232,7 @@ class HistoryIndex:
 class _Builder:
     """Fills a HistoryIndex from a merged history in one pass."""
 
-    __slots__ = ("_handlers", "_index", "_open_faults", "_pauses", "_read_window_ns", "_unmatched")
+    __slots__ = ("_handlers", "_index", "_open_faults", "_pauses", "_read_window_ns", "_stops", "_unmatched")
 
     def __init__(self, index: HistoryIndex, read_window_ns: int = 0) -> None:
         self._index = index
@@ -243,6 +246,10 @@ class _Builder:
         self._open_faults: list[Op] = []
         # Hosted runs: faults that can delay a start, [target ("" = all), start ns, end ns or None, invoke op].
         self._pauses: list[list[Any]] = []
+        # Hosted runs: graceful stops, [start ns, end ns or None, invoke op]. A stopping worker hands back
+        # what it read and did not start as fresh entries at the tail; the harness never saw that read, so
+        # a task stored before a stop ended and first seen after it began is not known to be a first delivery.
+        self._stops: list[list[Any]] = []
         # First deliveries and completions whose enqueue was not (yet) indexed: settled at the end.
         self._unmatched: list[Delivery | str] = []
 
@@ -360,7 +367,7 @@ class _Builder:
             deliveries[tid] = [record]
             enqueue = enqueues.get(tid)
             if enqueue is not None and enqueue.ok_ns is not None:
-                index.first_deliveries.append(_first_delivery(enqueue, record))
+                index.first_deliveries.append(self._first_delivery(enqueue, record))
             else:
                 self._unmatched.append(record)
         if batch:
@@ -408,6 +415,15 @@ class _Builder:
             tid = index.aliases.get(delivered, delivered)
             index.failures.setdefault(tid, []).append(Failure(process, invoke_ns, done_ns, attempt, error, outcome))
 
+    def _first_delivery(self, enqueue: Enqueue, record: Delivery) -> FirstDelivery:
+        first = _first_delivery(enqueue, record)
+        stored_ns = enqueue.ok_ns if enqueue.ok_ns is not None else record.ok_ns
+        if first.is_first and any(
+            start_ns <= record.ok_ns and (end_ns is None or stored_ns <= end_ns) for start_ns, end_ns, _ in self._stops
+        ):
+            return first._replace(is_first=False)  # maybe handed back by a stopping worker
+        return first
+
     def _read_start(self, process: str, ok_ns: int) -> int:
         """When the library may have read a task whose handler started at ok_ns: up to the read window
         before; and for a worker paused, or held by a Redis or network fault, just before the start,
@@ -429,6 +445,8 @@ class _Builder:
             self._open_faults.append(op)
             value = op.get("value") or {}
             kind = value.get("kind")
+            if self._read_window_ns and kind in GRACEFUL_STOPS:
+                self._stops.append([op["time_ns"], None, op])
             if self._read_window_ns and (kind in PAUSE_FAULTS or kind not in WORKER_FAULTS):
                 # A paused worker, or a Redis or network fault that holds every client: either delays a start
                 # the library had already read. "" = every process.
@@ -439,9 +457,9 @@ class _Builder:
         if invoke is not None:
             self._open_faults.remove(invoke)
             self._fault(invoke, op)
-            for pause in self._pauses:
-                if pause[3] is invoke:
-                    pause[2] = op["time_ns"]
+            for pause in (*self._pauses, *self._stops):
+                if pause[-1] is invoke:
+                    pause[-2] = op["time_ns"]
 
     def _fault(self, invoke: Op, completion: Op | None) -> None:
         index = self._index

@@ -140,3 +140,31 @@ def test_a_hosted_start_after_a_redis_stall_may_have_been_read_before_it() -> No
     _hosted_start(h, "c1#1.20.0", "a")
     h.final()
     assert _order_of_hosted(h).figures["violations"] == 0
+
+
+def _read_by_a_stopping_worker(h: HistoryBuilder, *, stopped: bool) -> None:
+    """c1 is told to stop; its blocked read returns "a", which it hands back at the tail unstarted;
+    c0 starts "b" at once and "a" a second later."""
+    if stopped:
+        h.fault("term", "c1#1", ends=False)
+    h.enqueue("p0", ["a"], prio=1)
+    h.enqueue("p0", ["b"], prio=1)
+    h.advance(ms=10)
+    _hosted_start(h, "c0#1.10.0", "b")
+    h.advance(s=1)
+    if stopped:
+        h.end_fault(restarted="c1#2")
+    _hosted_start(h, "c0#1.10.1", "a")
+    h.final()
+
+
+def test_a_hosted_start_after_a_graceful_stop_may_be_a_task_handed_back() -> None:
+    h = HistoryBuilder()
+    _read_by_a_stopping_worker(h, stopped=True)
+    assert _order_of_hosted(h).figures["violations"] == 0
+
+
+def test_without_a_stop_the_same_late_start_is_caught() -> None:
+    h = HistoryBuilder()
+    _read_by_a_stopping_worker(h, stopped=False)
+    assert _order_of_hosted(h).valid is False

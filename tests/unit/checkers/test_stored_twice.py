@@ -55,11 +55,13 @@ def test_a_retry_stored_twice_is_caught() -> None:
     assert result.anomalies[0]["attempt"] == 1
 
 
-def test_a_copy_after_a_redis_rollback_is_counted_apart() -> None:
+@pytest.mark.parametrize("rollback", ["redis-kill", "failover", "split-brain"])
+def test_a_copy_after_a_redis_rollback_is_counted_apart(rollback: str) -> None:
     h = HistoryBuilder()
     h.enqueue("p0", ["t1"])
     h.deliver("c0", [("t1", 2, 0, 1)])
-    h.fault("redis-kill", "redis")  # restarted from a snapshot taken before the read
+    # Restarted from a snapshot taken before the read, or a replica promoted without it.
+    h.fault(rollback, "redis")
     h.deliver("c1", [("t1", 2, 0, 1)])
     h.complete("c1", ["t1"])
     h.final()
