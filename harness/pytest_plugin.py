@@ -20,11 +20,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from harness.errors import HarnessError  # the error tree only: it imports nothing else
 
 if TYPE_CHECKING:
     from harness.kit import Chaos, ThrowawayRedis, Verdict
@@ -122,36 +124,32 @@ def _status(line: str) -> None:
         print(f"harness: {line}", file=sys.stderr)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
-    if report.when != "call" or not report.failed:
-        return
-    for verdict in item.stash.get(_VERDICTS, []):
-        if not verdict:
-            report.sections.append((f"harness verdict: {verdict.scenario} seed {verdict.seed}", verdict.summary()))
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call" and report.failed:
+        for verdict in item.stash.get(_VERDICTS, []):
+            if not verdict:
+                report.sections.append((f"harness verdict: {verdict.scenario} seed {verdict.seed}", verdict.summary()))
+    return report
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
     """A HarnessError (an adapter that cannot load, a run that could not start) fails the test in one
     line, not with a traceback through the runner."""
-    outcome = yield
-    excinfo = outcome.excinfo
-    if excinfo is None:
-        return
-    from harness.errors import HarnessError  # noqa: PLC0415  only after a test raised
-
-    if isinstance(excinfo[1], HarnessError):
-        outcome.force_exception(pytest.fail.Exception(f"harness: {excinfo[1]}", pytrace=False))
+    try:
+        return (yield)
+    except HarnessError as exc:
+        raise pytest.fail.Exception(f"harness: {exc}", pytrace=False) from None
 
 
 @pytest.fixture
 def redis_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ThrowawayRedis]]:
     """Starts throwaway servers: `redis_server_factory(persistence="aof-always", binary=None)`; all are
     stopped after the test. Persistence: none, aof-everysec, aof-always, rdb."""
-    from harness.errors import HarnessError  # noqa: PLC0415
     from harness.kit import throwaway_redis  # noqa: PLC0415
 
     started: list[ThrowawayRedis] = []

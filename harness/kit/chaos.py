@@ -79,7 +79,8 @@ class Chaos:
                 errors = "; ".join(agent_errors(folder))
                 raise HarnessError(
                     f"{chosen.name} seed {chosen_seed} on {queue} could not run: {exc}"
-                    + (f"; agents: {errors}" if errors else "") + f" (run folder: {folder})"
+                    + (f"; agents: {errors}" if errors else "")
+                    + f" (run folder: {folder})"
                 ) from None
         verdict = Verdict(result.verdict, folder, agent_errors=agent_errors(folder))
         self.verdicts.append(verdict)
