@@ -58,9 +58,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     binary = config.getoption("--harness-redis-server", default=None)
     if binary:
+        path = Path(binary).absolute()  # not resolved: redis-server is a link whose name picks its mode
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise pytest.UsageError(f"--harness-redis-server {binary} is not an executable file: give the path "
+                                    "of redis-server or of a compatible server (valkey-server)")  # fmt: skip
         # The runs' own servers and agents read the binary from the environment: set it for the session.
         config.stash[_BINARY_BEFORE] = os.environ.get(BINARY_ENV)
-        os.environ[BINARY_ENV] = str(Path(binary).resolve())
+        os.environ[BINARY_ENV] = str(path)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -77,9 +81,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None or "seeds" not in marker.kwargs:
         return
     if "chaos_seed" not in metafunc.fixturenames:
-        raise pytest.UsageError(
+        pytest.fail(
             f"{metafunc.definition.nodeid}: @pytest.mark.chaos(seeds=...) parametrizes the chaos fixture: "
-            "add a `chaos` argument to the test"
+            "add a `chaos` argument to the test",
+            pytrace=False,
         )
     seeds = [int(seed) for seed in marker.kwargs["seeds"]]
     metafunc.parametrize("chaos_seed", seeds, ids=[f"seed{seed}" for seed in seeds])
@@ -158,9 +163,11 @@ def redis_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         try:
             server = throwaway_redis(tmp_path_factory.mktemp("redis"), persistence=persistence, binary=binary)
         except HarnessError as exc:
-            pytest.fail(f"harness: {exc}", pytrace=False)
-        started.append(server)
-        return server
+            failure = str(exc)
+        else:
+            started.append(server)
+            return server
+        pytest.fail(f"harness: {failure}", pytrace=False)
 
     yield start
     for server in started:
