@@ -94,13 +94,13 @@ def _run(
     return RunOutcome(name, seed, verdict)
 
 
-def other_failures(outcome: RunOutcome) -> list[CheckerVerdict]:
-    """Invalid checkers of a run that no promise of its RunSpec reads."""
+def other_failures(outcome: RunOutcome, evidence: list[Evidence]) -> list[CheckerVerdict]:
+    """Invalid checkers of a run that no promise shown broken by this run accounts for."""
     if outcome.verdict is None:
         return []
-    run_spec = next(r for r in BATTERY if outcome.scenario in (r.scenario, r.barriers))
-    read = {name for p in run_spec.promises for name in PROMISE_CHECKERS[p]}
-    return [c for c in outcome.verdict.failing if c.name not in read]
+    source = f"{outcome.scenario} seed {outcome.seed}"
+    shown = {name for e in evidence if e.held is False and e.source == source for name in PROMISE_CHECKERS[e.promise]}
+    return [c for c in outcome.verdict.failing if c.name not in shown]
 
 
 def _source(verdict: Verdict) -> str:

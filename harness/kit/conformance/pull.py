@@ -265,8 +265,10 @@ async def _next_one(probe: Probe) -> Delivered | None:
         probe.must(isinstance(batch, list) and len(batch) <= 1, "consume", "returns a list of at most count tasks",
                    f"asked for 1, it returned {_size(batch)}")  # fmt: skip
         if batch:
-            found: Delivered = batch[0]
-            return found
+            found = batch[0]
+            probe.must(isinstance(found, Delivered), "consume", "returns harness.adapters.Delivered objects",
+                       f"it returned a {type(found).__name__}")  # fmt: skip
+            return found  # type: ignore[no-any-return]
     return None
 
 

@@ -54,7 +54,9 @@ class Report:
 
     @property
     def broken(self) -> list[Finding]:
-        return [f for f in self.findings if f.status == "broken"]
+        """Each broken rule once (several checks may find the same)."""
+        found = {(f.method, f.rule): f for f in reversed(self.findings) if f.status == "broken"}
+        return list(reversed(found.values()))
 
     def results(self) -> list[PromiseResult]:
         if self.promises is None:
@@ -109,7 +111,7 @@ class Report:
                 continue
             failing = ", ".join(c.name for c in outcome.verdict.failing + outcome.verdict.undecided)
             lines.append(f"{head} {outcome.verdict.folder}" + (f"  ({failing})" if failing else ""))
-            lines += [f"      also INVALID: {c.line()}" for c in other_failures(outcome)]
+            lines += [f"      also INVALID: {c.line()}" for c in other_failures(outcome, self.evidence)]
         return lines
 
 
