@@ -17,7 +17,10 @@ from harness.checkers.base import Expectations
 from harness.errors import ScenarioError
 from harness.faults import FAULT_AIMS, FAULT_KINDS, targets_for
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+_HERE = Path(__file__).resolve().parent
+# A checkout keeps the scenario files beside the packages; an installed wheel carries them inside the
+# package (pyproject.toml: force-include), so `pip install` of the project finds them too.
+SCENARIO_DIR = next((d for d in (_HERE.parent / "scenarios", _HERE / "scenarios") if d.is_dir()), _HERE / "scenarios")
 T = TypeVar("T")
 
 

@@ -68,7 +68,8 @@ def test_a_broken_adapter_is_told_which_method_broke_which_rule(
 ) -> None:
     report = checked(f"{BROKEN}:{adapter}", tmp_path)
     assert report.exit_code == 1
-    assert any(f.method == method and rule in f.rule and detail in f.detail for f in report.broken), broken_lines(report)
+    found = [f for f in report.broken if f.method == method and rule in f.rule and detail in f.detail]
+    assert found, broken_lines(report)
     assert "runs:\n  none: a rule is broken" in report.render() or adapter in ("HalfAnAdapter", "exploding_factory")
 
 
@@ -89,7 +90,8 @@ def test_the_command_prints_the_broken_rule_without_a_stack_trace() -> None:
 def test_an_adapter_that_cannot_be_loaded_is_one_line_and_exit_2() -> None:
     done = harness("check-adapter", "no_such_module:factory", "--no-runs")
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith("harness: cannot load queue adapter 'no_such_module:factory'")
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("harness: cannot load queue adapter 'no_such_module:factory'")
     assert "Traceback" not in done.stderr
 
 

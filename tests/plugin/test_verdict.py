@@ -12,8 +12,10 @@ FOLDER = Path("/runs/20261203-kill_workers-7-myq")
 
 
 def verdict_data(valid: bool | None, *checkers: dict[str, Any]) -> dict[str, Any]:
-    return {"valid": valid, "scenario": "kill_workers", "seed": 7, "queue": "myq:factory", "checkers": list(checkers),
-            "throughput": {"per_second": 812.5}, "latency_ms": {"enqueue_to_start": {"p50": 1.5, "p99": 9.0}}}  # fmt: skip
+    return {
+        "valid": valid, "scenario": "kill_workers", "seed": 7, "queue": "myq:factory", "checkers": list(checkers),
+        "throughput": {"per_second": 812.5}, "latency_ms": {"enqueue_to_start": {"p50": 1.5, "p99": 9.0}},
+    }  # fmt: skip
 
 
 LOST = [{"kind": "lost", "tid": f"p0-{n}", "enqueue": "ok", "deliveries": 1} for n in range(5)]
