@@ -26,12 +26,12 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def test_the_planted_race_fails_the_test_with_a_readable_summary(project: pytest.Pytester) -> None:
     result = project.runpytest_subprocess("-k", "seed1", "--junitxml", "junit.xml", "-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=1, warnings=0)
     result.stdout.fnmatch_lines([
         "*assert Verdict(INVALID kill_while_failing seed=1 queue=tinyq_adapter:factory: *",
         "*harness verdict: kill_while_failing seed 1*",
         "harness verdict: INVALID (scenario kill_while_failing, seed 1, queue tinyq_adapter:factory)",
-        "anomalies (3 of * shown):",
+        "anomalies (* of * shown):",
         "replay:  harness replay *kill_while_failing-1-tinyq_adapter-factory",
         "explain: harness explain *kill_while_failing-1-tinyq_adapter-factory *",
     ])  # fmt: skip
