@@ -307,10 +307,10 @@ def new_adapter_command(name: str, hosted: bool, folder: Path, force: bool) -> N
     from harness.kit.skeleton import new_adapter, next_steps  # noqa: PLC0415
 
     for written in new_adapter(name, folder, hosted=hosted, force=force):
-        out.print(f"wrote {written.path}  ({written.what})", markup=False)
-    out.print("next:", markup=False)
+        click.echo(f"wrote {written.path}  ({written.what})")
+    click.echo("next:")
     for number, step in enumerate(next_steps(name, hosted=hosted), 1):
-        out.print(f"  {number}. {step}", markup=False)
+        click.echo(f"  {number}. {step}")
 
 
 @cli.command("check-adapter")

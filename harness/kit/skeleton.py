@@ -59,7 +59,8 @@ def next_steps(name: str, *, hosted: bool) -> list[str]:
     steps = [f"fill in the TODOs of {module}.py" + (f" and {name}_handlers.py" if hosted else "")]
     steps += [
         f"harness check-adapter {module}:factory",
-        f'pytest -m chaos tests/test_{name}_chaos.py   (modules in this folder need pythonpath = ["."] under '
-        "[tool.pytest.ini_options], unless your project is installed)",
+        f"pytest -m chaos tests/test_{name}_chaos.py",
+        'if your modules are not installed, tell pytest where they are: pythonpath = ["."] under '
+        "[tool.pytest.ini_options] in pyproject.toml",
     ]
     return steps

@@ -80,9 +80,11 @@ class Report:
     def render(self) -> str:
         lines = [f"check-adapter {self.spec}: a {self.kind} adapter ({self.adapter}), against {self.redis_version}", ""]
         lines += self._protocol()
-        if self.promises is not None:
+        if self.promises is not None and (self.evidence or not self.broken):
             lines += ["", "promises (declared by the adapter; shown by the checks above and the runs below):"]
             lines += [line for result in self.results() for line in _promise_lines(result)]
+        elif self.promises is not None:
+            lines += ["", "promises: not judged (a rule is broken)"]
         lines += ["", "runs:"] + (self._runs() if self.runs else [f"  none: {self.runs_skipped}"])
         lines += ["", _conclusion(self)]
         return "\n".join(lines)
