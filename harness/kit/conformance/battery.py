@@ -123,8 +123,9 @@ def _at_least_once(verdict: Verdict, hosted: bool) -> Evidence:
         return Evidence("at-least-once", None, _source(verdict), "no delivery verdict")
     lost, stuck = delivery.figures.get("lost", 0), delivery.figures.get("stuck", 0)
     if lost or stuck or (leaks is not None and leaks.valid is False):
-        left = leaks.figures if leaks is not None else {}
-        detail = f"lost={lost}, stuck={stuck}, left after the drain: " + ", ".join(f"{k}={v}" for k, v in left.items())
+        left = {k: v for k, v in (leaks.figures if leaks is not None else {}).items() if v}
+        detail = f"lost={lost}, stuck={stuck}" + (", left after the drain: " if left else "")
+        detail += ", ".join(f"{k}={v}" for k, v in left.items())
         return Evidence("at-least-once", False, _source(verdict), detail, _commands(verdict, delivery))
     if _vacuous(verdict):
         return Evidence("at-least-once", None, _source(verdict), "the faults hit nothing: it proves nothing")
