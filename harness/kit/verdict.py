@@ -152,7 +152,8 @@ class Verdict:
 
 
 def _anomaly_line(anomaly: dict[str, Any]) -> str:
-    rest = {k: v for k, v in anomaly.items() if k not in ("checker", "kind", "tid")}
+    # Monotonic clock readings (*_ns) mean nothing out of their run: verdict.json keeps them, `harness explain` reads them.
+    rest = {k: v for k, v in anomaly.items() if k not in ("checker", "kind", "tid") and not k.endswith("_ns")}
     head = f"{anomaly.get('checker', '?')}: {anomaly.get('kind', 'anomaly')}"
     if "tid" in anomaly:
         head += f" {anomaly['tid']}"
