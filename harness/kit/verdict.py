@@ -152,7 +152,7 @@ class Verdict:
 
 
 def _anomaly_line(anomaly: dict[str, Any]) -> str:
-    # Monotonic clock readings (*_ns) mean nothing out of their run: verdict.json keeps them, `harness explain` reads them.
+    # Monotonic clock readings (*_ns) mean nothing outside their run: verdict.json keeps them for `harness explain`.
     rest = {k: v for k, v in anomaly.items() if k not in ("checker", "kind", "tid") and not k.endswith("_ns")}
     head = f"{anomaly.get('checker', '?')}: {anomaly.get('kind', 'anomaly')}"
     if "tid" in anomaly:
