@@ -45,6 +45,9 @@ for _command in PERF_COMMANDS:  # bench, compare, gate (harness.perf_cli)
 
 def main() -> None:
     """Entry point: bad arguments are one line on stderr and exit 2, like every other error."""
+    from harness.kit.importing import current_folder_importable  # noqa: PLC0415
+
+    current_folder_importable()  # --queue mymodule:factory names a module of the folder the command runs in
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -325,10 +328,8 @@ def check_adapter_command(spec: str, seed: int, duration: float, no_runs: bool, 
     """Conformance of the adapter SPEC (module:factory, taskq, taskq-worker, peer:NAME): each method against a
     real Redis, then short scenario runs; which promises held. Exit 0 conforms, 1 does not, 2 undecided."""
     from harness.kit.conformance import check_adapter  # noqa: PLC0415
-    from harness.kit.importing import current_folder_importable  # noqa: PLC0415
 
     run_in_peer_environment(spec)
-    current_folder_importable()
     check_provider("local")
     report = check_adapter(spec, out=out_dir, seed=seed, duration_s=duration, runs=not no_runs,
                            status=status_line("check-adapter"))  # fmt: skip

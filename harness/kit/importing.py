@@ -20,10 +20,14 @@ _BUILT_IN_PREFIXES = ("taskq-mutant:", "peer:")
 
 
 def current_folder_importable() -> None:
-    """Let `module:factory` name a module in the current folder, as `python -m harness` would."""
+    """Let `module:factory` name a module in the current folder, as `python -m harness` would: here, and in
+    every process the command starts (a hosted worker starts in the run folder)."""
     here = os.getcwd()
     if here not in sys.path and "" not in sys.path:
         sys.path.insert(0, here)
+    before = os.environ.get("PYTHONPATH")
+    if here not in (before or "").split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, before) if p)
 
 
 def module_root(spec: str) -> Path | None:
