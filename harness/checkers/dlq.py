@@ -11,12 +11,13 @@ from bisect import bisect_left
 
 from harness.checkers._report import Examples
 from harness.checkers.base import CheckContext, CheckResult
-from harness.checkers.index import COUNTED_FAILURES, DeadEntry, FinalState, HistoryIndex
+from harness.checkers.index import COUNTED_FAILURES, DeadEntry, Failure, FinalState, HistoryIndex
 from harness.history import INFO, OK
 
 RETRIES_EXHAUSTED = "retries exhausted"
 DELIVERY_CAP = "delivery cap"
 _COUNTED = COUNTED_FAILURES
+RAISED = "raised"  # a hosted handler's failure, as the handler saw it (harness.hosted.handler)
 
 
 def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:
@@ -59,9 +60,10 @@ def _errors_match(index: HistoryIndex, tid: str, entry: DeadEntry) -> bool:
         return True  # unknown budget: the delivery checker reports the stranger
     budget = enqueue.max_retries + 1
     failures = index.failures.get(tid, ())
-    certain = sum(1 for f in failures if f.outcome in _COUNTED)
-    # A fail whose answer was lost may or may not have counted against the budget.
-    maybe = sum(1 for f in failures if f.outcome == INFO)
+    certain = _certain_failures(index, tid)
+    # A fail whose answer was lost, or a handler's raise the library may never have recorded, may or may
+    # not have counted against the budget.
+    maybe = sum(1 for f in failures if f.outcome == INFO or _unsettled(index, tid, f))
     recorded_ok = certain <= budget <= certain + maybe
     return recorded_ok and entry.attempts == enqueue.max_retries and entry.errors == budget
 
@@ -82,6 +84,20 @@ def _unseen_reads(index: HistoryIndex, tid: str) -> int:
     return len(index.unknown_reads_ns) - bisect_left(index.unknown_reads_ns, since_ns)
 
 
+def _unsettled(index: HistoryIndex, tid: str, failure: Failure) -> bool:
+    """A hosted handler's raise whose attempt was handed out again afterwards: the library never recorded
+    that failure (its worker died between the raise and the library's settling of it), so it did not
+    count against the task's budget."""
+    return failure.outcome == RAISED and any(
+        d.attempt == failure.attempt and d.ok_ns > failure.invoke_ns for d in index.deliveries.get(tid, ())
+    )
+
+
+def _certain_failures(index: HistoryIndex, tid: str) -> int:
+    """Failed attempts that certainly counted against the task's budget."""
+    return sum(1 for f in index.failures.get(tid, ()) if f.outcome in _COUNTED and not _unsettled(index, tid, f))
+
+
 def _counted_failures(index: HistoryIndex, tid: str) -> int:
     return sum(1 for f in index.failures.get(tid, ()) if f.outcome in _COUNTED)
 
@@ -93,7 +109,7 @@ def _exhausted(index: HistoryIndex, final: FinalState) -> list[str]:
         if tid in final.dead:
             continue
         enqueue = index.enqueues.get(tid)
-        counted = sum(1 for f in failures if f.outcome in _COUNTED)
+        counted = _certain_failures(index, tid)
         said_dead = any(f.outcome == "dead" for f in failures)
         if said_dead or (enqueue is not None and counted >= enqueue.max_retries + 1):
             missing.append(tid)
