@@ -136,7 +136,11 @@ def _conclusion(report: Report) -> str:
     if code == 0 and report.runs_skipped == NO_RUNS:
         return "result: every rule kept, every declared promise the checks could show held; no runs (exit 0)"
     if code == 0:
-        return "result: conforms: every rule kept, every declared promise held, every run valid (exit 0)"
+        undecided = [PROMISE_LABELS[r.promise] for r in report.results() if r.status == "unknown"]
+        held = "every declared promise held"
+        if undecided:
+            held = f"no declared promise broken ({', '.join(undecided)}: unknown)"
+        return f"result: conforms: every rule kept, {held}, every run valid (exit 0)"
     if code == 2:
         return "result: undecided: a run was unknown or could not run (exit 2)"
     parts = []
