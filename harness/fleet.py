@@ -237,6 +237,8 @@ class ConsumerState:
 
     held: list[str]
     settling: str
+    # Per logical process (a hosted handler's lane, "consumer-2#3.<pid>.<n>"): the tasks it holds.
+    lanes: dict[str, list[str]] = field(default_factory=dict)
 
     def on_target(self, aim: str) -> bool:
         """Whether a fault aimed at `aim` (see harness.faults.FAULT_AIMS) should strike now."""
@@ -281,4 +283,5 @@ def consumer_state(journal: Path, tail_bytes: int = 1 << 18, now_ns: int | None 
     kinds = [kind for kind, _ in settling.values()]
     kinds += [kind for process, (kind, at_ns) in finished.items() if "." in process and at_ns >= recent_ns]
     settling_kind = "fail" if "fail" in kinds else (kinds[0] if kinds else "")
-    return ConsumerState([tid for tids in held.values() for tid in tids], settling_kind)
+    lanes = {process: tids for process, tids in held.items() if tids}
+    return ConsumerState([tid for tids in held.values() for tid in tids], settling_kind, lanes)

@@ -24,7 +24,8 @@ enqueue    {"tasks": [[tid, prio, max_retries], ...],    ok: {}; fail/info: {"er
             "due_ns": intended send time (open loop),
             "poison": [tid, ...] (only when some are: tasks
             that crash the worker running them)}
-deliver    {}                                            ok: {"tasks": [[tid, prio, attempt, deliveries], ...]}
+deliver    {}                                            ok: {"tasks": [[tid, prio, attempt, deliveries,
+                                                                   payload_tid, max_retries, digest, errors], ...]}
                                                          (attempt = retry count, 0 on the first try;
                                                          deliveries = times this entry was handed out)
 complete   {"tasks": [tid, ...]}  (handlers succeeded)   ok: {"refused": [tid, ...]} (acks the queue
@@ -50,6 +51,24 @@ final      (no invoke) type "ok" by "runner": the server state after the drain:
 `prio` is 0 (CRITICAL) .. 3 (LOW). Tasks carry their own id in the payload, so a
 queue that re-adds a task under a new id is caught ("tid" in the payload vs the id
 delivered).
+
+A delivered task is a list whose first four elements are always there; the rest were
+added later and are optional, so histories of older harness versions still read:
+
+    0 tid          the id the queue handed out
+    1 prio         the priority (stream) it was read from
+    2 attempt      retry count, 0 on the first try
+    3 deliveries   times this entry was handed out (a reclaim adds one, a retry is a new entry)
+    4 payload_tid  the tid in the payload: the task's identity. Older journals wrote it only when
+                   it differed from element 0; now it is always written (repeating element 0)
+    5 max_retries  the retry budget the delivered task carries
+    6 digest       8 hex digits of blake2b over the payload's JSON (keys sorted), or null when
+                   the payload is not JSON: a retry must carry the payload it was enqueued with
+    7 errors       how many attempt errors the queue stored with the task, or null when the
+                   queue does not say; it grows by one per failed attempt
+
+A reader takes element 4 as the task's identity when present, and elements 5-7 only when
+the list is that long.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.adapters import AdapterUnavailable, QueueClient, adapter_factory
-from harness.adapters.promises import client_timeout_s, promises_of
+from harness.adapters.promises import client_timeout_s, promises_of, read_window_s
 from harness.bench.cost import redis_cpu_s, spent
 from harness.drain import DrainBounds, in_flight
 from harness.errors import HarnessError, SetupError
@@ -24,7 +24,7 @@ from harness.fleet import Fleet
 from harness.folders import stamped_folder
 from harness.history import INFO, OK, Journal, merge, read_journal, write_history
 from harness.hosted.base import is_hosted
-from harness.hosted.startup import workers_up
+from harness.hosted.startup import agents_up, workers_up
 from harness.nemesis import FaultContext, heal, run_schedule
 from harness.nemesis.network import needs_namespace, open_routes
 from harness.nemesis.redis import require_redis_faults
@@ -133,7 +133,7 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
     return {
         "started_at": started, "redis": provider.describe(), "phases_ns": phases.times,
         "hosted": fleet.hosted is not None, "promises": promises_of(adapter).as_dict(),
-        "client_timeout_s": client_timeout_s(adapter),
+        "client_timeout_s": client_timeout_s(adapter), "read_window_s": read_window_s(adapter),
         "restarts": fleet.restarts, "faults_applied": ctx.applied, "journaling": journaling,
         "completed_in_load": phases.completed_in_load, "redis_cpu_s": redis_cpu,
     }  # fmt: skip
@@ -143,9 +143,11 @@ async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter:
     run_settings = plan.scenario.run
     phases.enter("load")
     fleet.start_consumers(run_settings.consumers)
-    if fleet.hosted is not None:
-        await workers_up(fleet)
+    # The load, and the fault schedule's clock, start once every consumer can serve: on a loaded machine a
+    # Python process can take seconds to start, and faults timed from before that would strike idle workers.
+    await workers_up(fleet)
     fleet.start_producers(run_settings.producers)
+    await agents_up(fleet.producers)
     start = time.monotonic()
     load_over = asyncio.Event()
     nemesis = asyncio.create_task(run_schedule(ctx, start, load_over))

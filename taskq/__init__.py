@@ -10,6 +10,7 @@ from taskq.errors import (
     PayloadTooLarge,
     ReceiptError,
     RedisUnavailable,
+    ReplicationTimeout,
     TaskqError,
     WrongKeyType,
 )
@@ -17,7 +18,7 @@ from taskq.queue import Outcome, TaskQueue
 from taskq.settings import QueueSettings
 from taskq.stats import QueueStats
 from taskq.task import Delivery, Receipt, Task, TaskPriority, new_task_id
-from taskq.worker import Handler, Worker, WorkerSettings, current_receipt
+from taskq.worker import Handler, Worker, WorkerGroup, WorkerSettings, current_receipt
 
 __all__ = [
     "ConfigError",
@@ -36,11 +37,13 @@ __all__ = [
     "Receipt",
     "ReceiptError",
     "RedisUnavailable",
+    "ReplicationTimeout",
     "Task",
     "TaskPriority",
     "TaskQueue",
     "TaskqError",
     "Worker",
+    "WorkerGroup",
     "WorkerSettings",
     "WrongKeyType",
     "current_receipt",

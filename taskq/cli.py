@@ -16,13 +16,14 @@ import click
 from taskq.errors import TaskqError
 from taskq.queue import TaskQueue
 from taskq.task import TaskPriority
-from taskq.worker import Handler, Worker, WorkerSettings
+from taskq.worker import Handler, Worker, WorkerGroup, WorkerSettings
 
 T = TypeVar("T")
 
 redis_option = click.option(
     "--redis", "redis_url", envvar="TASKQ_REDIS_URL", default="redis://localhost:6379/0", show_default=True,
-    help="Redis URL (redis://user:password@host:port/db; rediss:// for TLS).",
+    help="Redis URL (redis://user:password@host:port/db; rediss:// for TLS; redis+sentinel://h:p,h:p/SERVICE "
+    "for a Sentinel-watched primary; redis+cluster://h:p,h:p/ for a cluster).",
 )  # fmt: skip
 queue_option = click.option("--queue", "name", envvar="TASKQ_QUEUE", default="tasks", show_default=True)
 
@@ -69,8 +70,11 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.argument("handlers")
 @redis_option
-@queue_option
-@click.option("--concurrency", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--queue", "names", envvar="TASKQ_QUEUE", multiple=True, default=("tasks",), show_default=True,
+    help="Queue to serve; repeat it to serve many (on a cluster they spread over the shards).",
+)  # fmt: skip
+@click.option("--concurrency", default=10, show_default=True, type=click.IntRange(min=1), help="Per queue.")
 @click.option("--consumer", default=None, help="Consumer name (default: host-pid-random).")
 @click.option("--pending-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--shutdown-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0))
@@ -89,11 +93,15 @@ def main(verbose: bool) -> None:
               help="Longest blocking wait for new tasks (also bounds how late a reclaim runs).")  # fmt: skip
 @click.option("--lease-renew-interval", default=None, type=click.FloatRange(min=0, min_open=True),
               help="Seconds between lease renewals [default: a third of --pending-timeout].")  # fmt: skip
+@click.option(
+    "--replicas-to-wait", default=0, show_default=True, type=click.IntRange(min=0),
+    help="After each ack and fail, WAIT for this many replicas (see ReplicationTimeout).",
+)  # fmt: skip
 @run_async
 async def worker(
     handlers: str,
     redis_url: str,
-    name: str,
+    names: tuple[str, ...],
     concurrency: int,
     consumer: str | None,
     pending_timeout: float,
@@ -103,6 +111,7 @@ async def worker(
     retry_max_delay: float,
     block_ms: int,
     lease_renew_interval: float | None,
+    replicas_to_wait: int,
 ) -> None:
     """Run HANDLERS (MODULE:MAPPING of task type to function) until SIGTERM."""
     loaded = load_handlers(handlers)
@@ -110,16 +119,24 @@ async def worker(
         concurrency=concurrency, consumer=consumer, shutdown_timeout_s=shutdown_timeout,
         lease_renew_interval_s=lease_renew_interval,
     )  # fmt: skip
-
-    async def run(queue: TaskQueue) -> None:
-        running = Worker(queue, loaded, settings)
+    options: dict[str, Any] = {
+        "pending_timeout": pending_timeout, "delivery_cap": delivery_cap, "replicas_to_wait": replicas_to_wait,
+        "retry_base_delay": retry_base_delay, "retry_max_delay_s": max(retry_max_delay, retry_base_delay),
+        "block_ms": block_ms,
+    }  # fmt: skip
+    queues: list[TaskQueue] = []
+    try:
+        for name in dict.fromkeys(names):  # one client for all: the first queue's
+            queues.append(TaskQueue(redis_url, name=name, client=queues[0].redis if queues else None, **options))
+            await queues[-1].connect()
+        running: Worker | WorkerGroup = (
+            Worker(queues[0], loaded, settings) if len(queues) == 1 else WorkerGroup(queues, loaded, settings)
+        )
         await running.run()
         click.echo(f"worker {running.consumer} stopped: {dict(running.counts)}", err=True)
-
-    await with_queue(
-        redis_url, name, run, pending_timeout=pending_timeout, delivery_cap=delivery_cap,
-        retry_base_delay=retry_base_delay, retry_max_delay_s=max(retry_max_delay, retry_base_delay), block_ms=block_ms,
-    )  # fmt: skip
+    finally:
+        for queue in reversed(queues):
+            await queue.disconnect()
 
 
 @main.command()

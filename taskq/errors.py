@@ -9,12 +9,15 @@
     ├── LeaseLost              ack/fail refused: the delivery is no longer yours
     ├── WrongKeyType           a queue key holds another Redis type
     ├── NotConnected           the queue was used before connect()
-    └── RedisUnavailable       Redis could not be reached; a write's outcome is unknown
+    ├── RedisUnavailable       Redis could not be reached; a write's outcome is unknown
+    └── ReplicationTimeout     a write stands on the primary, but fewer replicas than asked confirmed it
 
 Every message says what was wrong and what to do about it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class TaskqError(Exception):
@@ -70,3 +73,22 @@ class RedisUnavailable(TaskqError):
 
     For writes the outcome is unknown: the command may or may not have run.
     """
+
+
+class ReplicationTimeout(TaskqError):
+    """A write transition ran on the primary, but WAIT saw fewer replicas confirm it than
+    `replicas_to_wait` within `replica_wait_timeout_ms`.
+
+    Nothing was rolled back (WAIT cannot): `result` is what the call returned (the enqueue's
+    count, the ack's outcomes). The write is durable only as far as the replicas that have it:
+    a failover to a replica without it loses it (an enqueue vanishes, an ack is undone and its
+    task runs again). Treat the outcome like an unanswered write: do not resend an enqueue.
+    """
+
+    def __init__(self, function: str, confirmed: int, wanted: int, timeout_ms: int, result: Any) -> None:
+        self.function, self.confirmed, self.wanted, self.result = function, confirmed, wanted, result
+        super().__init__(
+            f"{function} ran on the primary, but only {confirmed} of the {wanted} replica(s) asked for confirmed "
+            f"it within {timeout_ms} ms; it was not rolled back, and a failover before the replicas catch up "
+            "may lose it: check the replicas, or lower replicas_to_wait"
+        )

@@ -19,13 +19,30 @@ from enum import IntEnum
 from types import TracebackType
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import (
+    AskError,
+    AuthenticationError,
+    ClusterDownError,
+    MovedError,
+    NoPermissionError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 
 from taskq.codec import codec_tag
-from taskq.connection import open_redis, redacted
+from taskq.connection import Client, close_redis, open_redis, redacted, topology_of
 from taskq.dlq import DeadLetters
-from taskq.errors import ConfigError, DecodeError, LeaseLost, NotConnected, RedisUnavailable, WrongKeyType
+from taskq.errors import (
+    ConfigError,
+    DecodeError,
+    LeaseLost,
+    NotConnected,
+    RedisUnavailable,
+    TaskqError,
+    WrongKeyType,
+)
 from taskq.keys import QueueKeys
 from taskq.scripts import UNAVAILABLE, Library, unavailable
 from taskq.settings import QueueSettings
@@ -67,6 +84,7 @@ class TaskQueue:
         batch_size: int = 10,
         retry_base_delay: float = 1.0,
         settings: QueueSettings | None = None,
+        client: Client | None = None,
         **options: Any,
     ) -> None:
         unknown = set(options) - QueueSettings.option_names()
@@ -83,11 +101,14 @@ class TaskQueue:
                 **options,
             )
         self.redis_url = redis_url
+        # A client shared with other queues (many queues over a cluster's shards in one process): used as
+        # it is, and left open by disconnect(). None: the queue opens its own from redis_url.
+        self._shared = client
         self.settings = settings
         self.keys = QueueKeys(settings.name)
         self.events: Counter[str] = Counter()
         self._codec_tag = codec_tag(settings.codec)
-        self._redis: aioredis.Redis | None = None
+        self._redis: Client | None = None
         self._library: Library | None = None
         self._run_id: str | None = None
 
@@ -97,8 +118,12 @@ class TaskQueue:
         """Open the connection, load the Functions library and create the consumer group."""
         if self._redis is not None:
             return
-        self._redis = open_redis(self.redis_url, socket_timeout_s=self.settings.socket_timeout_s)
-        self._library = Library(self._redis, self.keys)
+        settings = self.settings
+        self._redis = self._shared or open_redis(self.redis_url, socket_timeout_s=settings.socket_timeout_s)
+        self._library = Library(
+            self._redis, self.keys, replicas_to_wait=settings.replicas_to_wait,
+            replica_wait_timeout_ms=settings.replica_wait_timeout_ms,
+        )  # fmt: skip
         try:
             await self._prepare_server()
         except BaseException:
@@ -107,8 +132,8 @@ class TaskQueue:
 
     async def disconnect(self) -> None:
         redis, self._redis, self._library = self._redis, None, None
-        if redis is not None:
-            await redis.aclose()
+        if redis is not None and redis is not self._shared:
+            await close_redis(redis)
 
     async def __aenter__(self) -> TaskQueue:
         await self.connect()
@@ -120,7 +145,7 @@ class TaskQueue:
         await self.disconnect()
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> Client:
         """The underlying client, for inspection and tests."""
         if self._redis is None:
             raise NotConnected("the queue is not connected: call `await queue.connect()` or use `async with`")
@@ -134,7 +159,8 @@ class TaskQueue:
     async def _prepare_server(self) -> None:
         redis = self.redis
         try:
-            info = await redis.info("server")
+            info = await server_info(redis)
+            require_functions(info, self.redis_url)
             if await self._lib().load():
                 self.events["functions_loaded"] += 1
             for stream in self.keys.streams:
@@ -150,11 +176,15 @@ class TaskQueue:
                 "grant it with ACL SETUSER, or load the Functions library once as an admin "
                 "if the user may not run FUNCTION LOAD"
             ) from exc
-        except UNAVAILABLE as exc:
+        except (ClusterDownError, MovedError, AskError, TryAgainError) as exc:
+            raise _topology_error(exc, self.redis_url) from exc
+        except (*UNAVAILABLE, RedisClusterException) as exc:
             raise RedisUnavailable(
                 f"cannot reach Redis at {redacted(self.redis_url)} ({type(exc).__name__}: {exc}); "
-                "start redis-server or fix the URL (redis://host:port, rediss:// for TLS)"
+                f"{_reach_hint(self.redis_url)}"
             ) from exc
+        except ResponseError as exc:
+            raise _topology_error(exc, self.redis_url) from exc
         run_id = str(info.get("run_id", ""))
         if self._run_id is not None and run_id != self._run_id:
             self.events["redis_restarted"] += 1
@@ -272,6 +302,8 @@ class TaskQueue:
             # next read recreates what is missing inside the script.
             if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
                 return []
+            if str(exc).startswith(("READONLY", "MASTERDOWN", "LOADING")):
+                raise unavailable(exc, "waiting for tasks (the server is no primary now)") from exc
             raise
         priority_of = {stream.encode(): prio for prio, stream in enumerate(self.keys.streams)}
         entries = [
@@ -443,6 +475,70 @@ class TaskQueue:
     @property
     def library(self) -> Library:
         return self._lib()
+
+
+# Redis Functions, which hold every transition, came with Redis 7.0.
+FUNCTIONS_SINCE = (7, 0, 0)
+
+
+async def server_info(redis: Client) -> dict[str, Any]:
+    """INFO server of the server taskq writes to (any primary of a cluster: they run one version)."""
+    if isinstance(redis, RedisCluster):
+        try:
+            await redis.initialize()
+        except IndexError:  # redis-py finds no primary to make its default node
+            primaries = []
+        else:
+            primaries = redis.get_primaries()
+        if not primaries:
+            raise RedisClusterException("the cluster serves no slot: it was never formed, or lost every shard")
+        node = primaries[0]
+        found = await redis.execute_command("INFO", "server", target_nodes=node)
+        info: dict[str, Any] = found.get(node.name, found) if isinstance(found, dict) and node.name in found else found
+        return info
+    return await redis.info("server")
+
+
+def require_functions(info: Mapping[str, Any], url: str) -> None:
+    """ConfigError naming the version found when the server is older than Redis 7 (no Functions)."""
+    found = str(info.get("redis_version", "0"))
+    numbers = tuple(int(part) for part in found.split(".")[:3] if part.isdigit())
+    if numbers < FUNCTIONS_SINCE:
+        raise ConfigError(
+            f"Redis at {redacted(url)} is version {found}, but taskq needs Redis 7.0 or later "
+            "(its transitions are Redis Functions): upgrade the server (or use Valkey 7.2+)"
+        )
+
+
+def _reach_hint(url: str) -> str:
+    topology = topology_of(url)
+    if topology is None:
+        return "start redis-server or fix the URL (redis://host:port, rediss:// for TLS)"
+    if topology.kind == "sentinel":
+        return (
+            f"check that the Sentinels at {', '.join(f'{h}:{p}' for h, p in topology.hosts)} run and watch a primary "
+            f"called {topology.service!r} (SENTINEL MASTERS), and that the primary is up"
+        )
+    return "check that the cluster nodes run and the cluster is fully formed (redis-cli --cluster check HOST:PORT)"
+
+
+def _topology_error(exc: ResponseError, url: str) -> TaskqError:
+    """A server that answered, but is not what the URL says (a cluster node behind redis://, not a Sentinel)."""
+    message = f"{type(exc).__name__}: {exc}"
+    cluster_reply = isinstance(exc, (ClusterDownError, MovedError, AskError, TryAgainError))
+    if cluster_reply and topology_of(url) is None:
+        return ConfigError(
+            f"Redis at {redacted(url)} is a Redis Cluster node ({message}): use redis+cluster://HOST:PORT/"
+        )
+    if cluster_reply:
+        return RedisUnavailable(
+            f"the cluster at {redacted(url)} cannot serve the queue now ({message}); {_reach_hint(url)}"
+        )
+    if "unknown command" in message.lower() and "sentinel" in message.lower():
+        return ConfigError(
+            f"{redacted(url)} names a server that is not a Sentinel ({message}): give the Sentinels' addresses"
+        )
+    return TaskqError(f"preparing the queue at {redacted(url)} failed: {message}")
 
 
 def _priority(value: TaskPriority | int) -> TaskPriority:

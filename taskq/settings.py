@@ -32,6 +32,11 @@ class QueueSettings:
     socket_timeout_s: float = 10.0
     # Injected clock (epoch ms) for due times; None means Redis server time.
     clock_ms: Callable[[], int] | None = None
+    # Durability: after each enqueue, ack, fail (and DLQ burial), WAIT until this many replicas have
+    # the write, at most replica_wait_timeout_ms; fewer raises ReplicationTimeout (nothing is rolled
+    # back). 0: no waiting, as on a single server.
+    replicas_to_wait: int = 0
+    replica_wait_timeout_ms: int = 1000
 
     def __post_init__(self) -> None:
         QueueKeys(self.name)
@@ -54,6 +59,11 @@ class QueueSettings:
                 f"block_ms ({self.block_ms}) must be below socket_timeout_s ({self.socket_timeout_s} s), "
                 "or every idle blocking read ends in a socket timeout"
             )
+        if not self.replicas_to_wait >= 0:
+            raise ConfigError(f"replicas_to_wait must be zero or positive, got {self.replicas_to_wait!r}")
+        if not self.replica_wait_timeout_ms > 0:
+            # WAIT with 0 blocks forever: a dead replica would hang every write.
+            raise ConfigError(f"replica_wait_timeout_ms must be positive, got {self.replica_wait_timeout_ms!r}")
         if not self.group:
             raise ConfigError("group must be a non-empty consumer group name")
 

@@ -28,8 +28,8 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from taskq.backoff import Backoff
@@ -106,26 +106,15 @@ class Worker:
 
     async def run(self) -> None:
         """Work until stop() or SIGTERM/SIGINT; returns after a graceful shutdown."""
-        loop = asyncio.get_running_loop()
-        installed = self._install_signals(loop)
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._read_loop())
-                group.create_task(self._renew_loop())
-                group.create_task(self._settle_loop())
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+        with _signals_stop(self.stop):
+            await self.serve()
 
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
-        installed = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, self.stop)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread: the caller stops us with stop()
-        return installed
+    async def serve(self) -> None:
+        """Work until stop(), without installing signal handlers (WorkerGroup installs one for all)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._read_loop())
+            group.create_task(self._renew_loop())
+            group.create_task(self._settle_loop())
 
     @property
     def held(self) -> list[Receipt]:
@@ -177,6 +166,12 @@ class Worker:
     def _start(self, delivery: Delivery) -> None:
         if self._stopping.is_set():
             self._release_later.append(delivery.receipt)  # read after stop(): released below
+            return
+        if delivery.receipt in self._running or delivery.receipt in self._settling:
+            # The same delivery again: a failover rolled the server back to before this worker's read
+            # (or reclaim) and it was handed to this worker once more. The handler already running
+            # settles it; a second one would only run the task twice.
+            self.counts["redelivered_after_rollback"] += 1
             return
         self._running[delivery.receipt] = asyncio.create_task(self._run_handler(delivery))
 
@@ -287,6 +282,65 @@ class Worker:
                     self.counts["lease_lost"] += 1
                     log.warning("worker %s lost the lease of %s: cancelling its handler", self.consumer, receipt)
                     self._running[receipt].cancel()
+
+
+class WorkerGroup:
+    """One process serving many queues (on a cluster, spread over the shards): a Worker per queue, each with
+    its own reader, renewer, settler and `concurrency` slots, under one consumer name, stopped together
+    by stop() or SIGTERM/SIGINT.
+
+        first = TaskQueue(url, name="emails")
+        await first.connect()
+        queues = [first, *(TaskQueue(url, name=n, client=first.redis) for n in ("reports", "thumbnails"))]
+        for queue in queues[1:]:
+            await queue.connect()
+        await WorkerGroup(queues, HANDLERS, WorkerSettings(concurrency=10)).run()
+
+    The queues may share one client (`client=`): one connection pool, one cluster slot map.
+    """
+
+    def __init__(
+        self, queues: Sequence[TaskQueue], handlers: Mapping[str, Handler], settings: WorkerSettings | None = None
+    ) -> None:
+        if not queues:
+            raise ConfigError("a WorkerGroup needs at least one queue")
+        settings = settings or WorkerSettings()
+        shared = replace(settings, consumer=settings.consumer or default_consumer_name())
+        self.workers = [Worker(queue, handlers, shared) for queue in queues]
+        self.consumer = self.workers[0].consumer
+
+    @property
+    def counts(self) -> Counter[str]:
+        return sum((worker.counts for worker in self.workers), Counter())
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    async def run(self) -> None:
+        """Work until stop() or SIGTERM/SIGINT; returns when every queue's worker has shut down."""
+        with _signals_stop(self.stop):
+            async with asyncio.TaskGroup() as group:
+                for worker in self.workers:
+                    group.create_task(worker.serve())
+
+
+@contextlib.contextmanager
+def _signals_stop(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT call `stop` while inside (where the loop can install handlers: the main thread)."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread: the caller stops us with stop()
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 async def _call(handler: Handler, task: Task) -> Any:

@@ -46,6 +46,8 @@ class Delivered:
     deliveries: int
     payload: dict[str, Any]
     handle: Any
+    # How many attempt errors the task carries, when the queue stores them with it (None: it does not say).
+    errors: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,6 +61,12 @@ class QueueOptions:
     block_ms: int = 100
     # Hosted workers: how long a SIGTERMed worker lets running tasks finish before it hands them back.
     shutdown_timeout_s: float = 10.0
+    # Durability: WAIT for this many replicas after each enqueue, ack and fail (0: none), at most the timeout.
+    replicas_to_wait: int = 0
+    replica_wait_timeout_ms: int = 1000
+    # Tasks spread over this many queues (by task id), each with a hash tag of its own: on a cluster,
+    # over the shards. The first is the run's queue name; consumers serve all of them.
+    queues: int = 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

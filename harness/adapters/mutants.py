@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from harness.adapters.base import AdapterUnavailable, Delivered
-from harness.adapters.taskq_adapter import TaskqAdapter
+from harness.adapters.base import AdapterUnavailable, Delivered, TaskSpec
+from harness.adapters.taskq_adapter import TASK_TYPE, TaskqAdapter
+from taskq import Delivery as TaskqDelivery
 from taskq import RedisUnavailable, Task, TaskPriority
 from taskq.scripts import UNAVAILABLE
 from taskq.task import Receipt, encode_task, new_task_id
@@ -166,6 +170,153 @@ class SlowAck(TaskqAdapter):
         return await super().complete(consumer, delivered)
 
 
+# -- Mutants of the promised invariants (issue 13, section 2): each breaks one promise that a checker
+# -- of harness/checkers/ (ownership, stored_twice, dlq, budget, identity) names.
+
+
+class _SettlesByHand(_RawCommands):
+    """Helpers for mutants that settle some failed attempts with commands of their own, atomically
+    (MULTI/EXEC), and leave the rest to taskq's fail."""
+
+    async def _atomic(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        try:
+            async with self.queue.redis.pipeline(transaction=True) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                result: list[Any] = await pipe.execute()
+                return result
+        except (*UNAVAILABLE, RedisUnavailable) as exc:
+            raise AdapterUnavailable(str(exc)) from exc
+
+    async def _fail_split(
+        self,
+        consumer: str,
+        failed: list[tuple[Delivered, str]],
+        by_hand: Callable[[Delivered], bool],
+        commands: Callable[[Delivered, str], list[tuple[Any, ...]]],
+        outcome: str,
+    ) -> list[str]:
+        """Fail the attempts `by_hand` picks with `commands` (answered `outcome`), the rest through taskq."""
+        mine = [(d, error) for d, error in failed if by_hand(d)]
+        rest = [(d, error) for d, error in failed if not by_hand(d)]
+        if mine:
+            await self._atomic([c for d, error in mine for c in commands(d, error)])
+        answers = iter(await super().fail(consumer, rest) if rest else [])
+        return [outcome if by_hand(d) else next(answers) for d, _ in failed]
+
+    def _retry_commands(self, d: Delivered, error: str, *, priority: int) -> list[tuple[Any, ...]]:
+        """Re-add the next attempt of `d` (its error appended) to `priority`'s stream; settle `d`."""
+        fields = self._retry_fields(d, task_id=d.tid, retry_count=d.attempt + 1, error=error)
+        return [
+            ("XADD", self._stream(priority), "*", *fields),
+            *self._settle_commands(d.priority, d.handle.receipt.entry_id),
+        ]
+
+
+class AckNoOwnership(_SettlesByHand):
+    """Ack and fail without the lease check (the seed's bare XACK, which checks no consumer, its reply
+    unread): a worker paused past its visibility timeout acks or fails the delivery of the worker that
+    took the task over, and is told it succeeded."""
+
+    name = "taskq-mutant:ack-no-ownership"
+
+    async def complete(self, consumer: str, delivered: list[Delivered]) -> list[bool]:
+        commands = [c for d in delivered for c in self._settle_commands(d.priority, d.handle.receipt.entry_id)]
+        await self._raw([*commands, self._completed(delivered)])
+        return [True] * len(delivered)  # the seed never read XACK's reply
+
+    async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
+        """taskq's fail, with each receipt rewritten to whoever holds the entry now."""
+        receipts = [d.handle.receipt for d, _ in failed]
+        group = self.queue.settings.group
+        holders = await self._raw(
+            [("XPENDING", self._stream(r.priority), group, r.entry_id, r.entry_id, 1) for r in receipts]
+        )
+        forged = []
+        for (d, error), own, rows in zip(failed, receipts, holders, strict=True):
+            receipt = own._replace(consumer=_text(rows[0][1]), deliveries=int(rows[0][3])) if rows else own
+            forged.append((replace(d, handle=TaskqDelivery(receipt, d.handle.task)), error))
+        return await super().fail(consumer, forged)
+
+
+class BlindResend(TaskqAdapter):
+    """An enqueue whose answer was lost is sent again, as a client with automatic retries on timeout
+    does: when the first copy was stored after all, the task is stored twice."""
+
+    name = "taskq-mutant:blind-resend"
+    resends = 3
+
+    async def enqueue(self, tasks: list[TaskSpec]) -> None:
+        for left in range(self.resends, -1, -1):
+            try:
+                await super().enqueue(tasks)
+                return
+            except AdapterUnavailable:
+                if not left:
+                    raise
+
+
+class DlqNoErrors(_SettlesByHand):
+    """A task out of retries is dead-lettered without its error history (only the reason of the last
+    attempt), as the seed's DLQ writer did: what went wrong in the earlier attempts is gone."""
+
+    name = "taskq-mutant:dlq-no-errors"
+
+    async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
+        return await self._fail_split(consumer, failed, _out_of_retries, self._dead_letter_commands, "dead")
+
+    def _dead_letter_commands(self, d: Delivered, error: str) -> list[tuple[Any, ...]]:
+        task = Task(d.tid, TASK_TYPE, d.payload, priority=TaskPriority(d.priority), max_retries=d.max_retries,
+                    timeout=600, retry_count=d.attempt)  # fmt: skip
+        fields = encode_task(task, b"j", self.queue.settings.max_payload_bytes)  # no "errors" field
+        entry_id = d.handle.receipt.entry_id
+        dead_at_ms = str(int(time.time() * 1000))
+        dead = [*fields, "_reason", f"retries exhausted: {error}", "_prio", str(d.priority), "_entry", entry_id,
+                "_dead_at", dead_at_ms]  # fmt: skip
+        stats = self.queue.keys.stats
+        return [("XADD", self.queue.keys.dlq, "*", *dead), *self._settle_commands(d.priority, entry_id),
+                ("HINCRBY", stats, "tasks_dead", 1)]  # fmt: skip
+
+
+class RetryBudgetOffByOne(_SettlesByHand):
+    """The retry budget compared with <= where < was meant (retry while attempt <= max_retries): every
+    task runs one attempt more than its budget before it is dead-lettered."""
+
+    name = "taskq-mutant:retry-budget-off-by-one"
+
+    async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
+        def retry(d: Delivered, error: str) -> list[tuple[Any, ...]]:
+            return self._retry_commands(d, error, priority=d.priority)
+
+        return await self._fail_split(consumer, failed, lambda d: d.attempt == d.max_retries, retry, "retried")
+
+
+class RetryPriorityDrop(_SettlesByHand):
+    """A retry is re-added one priority lower than the task was enqueued with (a retry path that
+    rebuilds the task with a demoted or default priority)."""
+
+    name = "taskq-mutant:retry-priority-drop"
+
+    async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
+        def retry(d: Delivered, error: str) -> list[tuple[Any, ...]]:
+            return self._retry_commands(d, error, priority=min(d.priority + 1, _LOWEST))
+
+        return await self._fail_split(consumer, failed, lambda d: not _out_of_retries(d), retry, "retried")
+
+
+def _out_of_retries(d: Delivered) -> bool:
+    return d.attempt >= d.max_retries
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+_LOWEST = int(TaskPriority.LOW)
+
+# -- end of the promised-invariant mutants
+
+
 MUTANTS: dict[str, type[TaskqAdapter]] = {
     "ack-wrong-stream": AckWrongStream,
     "no-delete": NoDelete,
@@ -173,5 +324,11 @@ MUTANTS: dict[str, type[TaskqAdapter]] = {
     "split-fail": SplitFail,
     "receipt-map": ReceiptMap,
     "slow": SlowAck,
+    # The promised-invariant mutants (issue 13, section 2).
+    "ack-no-ownership": AckNoOwnership,
+    "blind-resend": BlindResend,
+    "dlq-no-errors": DlqNoErrors,
+    "retry-budget-off-by-one": RetryBudgetOffByOne,
+    "retry-priority-drop": RetryPriorityDrop,
 }
 MUTANT_DOCS = {name: " ".join((cls.__doc__ or "").split()) for name, cls in MUTANTS.items()}

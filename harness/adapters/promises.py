@@ -57,3 +57,14 @@ def client_timeout_s(adapter: object) -> float:
     the adapter): a fault that holds replies keeps them busy that long, and the drain must wait it out."""
     found = getattr(adapter, "socket_timeout_s", None)
     return float(found) if isinstance(found, int | float) else DEFAULT_CLIENT_TIMEOUT_S
+
+
+# A hosted worker starts a task's handler this long after its library read it, at most (harness.checkers:
+# priority and FIFO judge a start as a read over this window before it).
+DEFAULT_READ_WINDOW_S = 0.25
+
+
+def read_window_s(adapter: object) -> float:
+    """`read_window_s` on the adapter: a library that forks a process per task (rq) starts later."""
+    found = getattr(adapter, "read_window_s", None)
+    return float(found) if isinstance(found, int | float) else DEFAULT_READ_WINDOW_S

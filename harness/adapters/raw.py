@@ -35,6 +35,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from harness.adapters.base import AdapterUnavailable, Delivered, FinalState, QueueOptions, TaskSpec
+from harness.adapters.promises import Promises
 
 GROUP = "raw"
 PRIORITIES = range(4)
@@ -45,6 +46,12 @@ class RawAdapter:
     """A plain redis-py loop over four streams and one consumer group."""
 
     name = "raw"
+    # What the module docstring says it does not do, as promises the checkers read.
+    promises = Promises(
+        priorities=False,
+        ownership_checked=False,
+        notes="a ceiling for fault-free benchmarks: no ownership check on ack, no strict priority, no delivery cap",
+    )
 
     def __init__(self) -> None:
         self._redis: aioredis.Redis | None = None

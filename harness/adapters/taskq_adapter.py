@@ -1,9 +1,16 @@
-"""The reference adapter: drives taskq through its public API."""
+"""The reference adapter: drives taskq through its public API.
+
+With `queues` > 1 (a scenario's [queue] table) tasks are spread over that many queues by task id,
+each with a hash tag of its own (on a cluster: over the shards), and every consumer serves them all:
+one read at a time, round robin, blocking only when all were empty. A write that ran but was not
+confirmed by the replicas asked for (ReplicationTimeout) is an unknown outcome, like a lost answer.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+import zlib
+from typing import Any, NamedTuple
 
 import msgpack
 from redis.exceptions import ResponseError
@@ -16,13 +23,29 @@ from taskq import (
     PayloadError,
     QueueSettings,
     RedisUnavailable,
+    ReplicationTimeout,
     Task,
     TaskQueue,
 )
-from taskq.task import decode_task, field_map
+from taskq.task import Receipt, decode_task, field_map
 
 TASK_TYPE = "harness"
 _FAIL_OUTCOMES = {Outcome.RETRIED: "retried", Outcome.DEAD: "dead"}
+# Outcomes unknown to the harness: Redis did not answer, or the replicas did not confirm in time.
+_UNKNOWN = (RedisUnavailable, ReplicationTimeout)
+
+
+class Routed(NamedTuple):
+    """A taskq Delivery (receipt, task) and the index of the queue it came from."""
+
+    receipt: Receipt
+    task: Task
+    queue: int
+
+
+def queue_names(name: str, count: int) -> list[str]:
+    """The queues a run spreads its tasks over: `name`, then `name-1` .. `name-(count-1)`."""
+    return [name, *(f"{name}-{i}" for i in range(1, count))]
 
 
 class TaskqAdapter:
@@ -31,62 +54,88 @@ class TaskqAdapter:
     name = "taskq"
 
     def __init__(self) -> None:
-        self._queue: TaskQueue | None = None
+        self._queues: list[TaskQueue] = []
         self._next_reclaim = 0.0
+        self._next_read = 0
 
     @property
     def queue(self) -> TaskQueue:
-        if self._queue is None:
+        """The run's queue (the first of them when tasks are spread over many)."""
+        if not self._queues:
             raise AdapterUnavailable("the adapter is not connected")
-        return self._queue
+        return self._queues[0]
 
     async def connect(self, url: str, queue_name: str, options: QueueOptions) -> None:
-        settings = QueueSettings(
-            name=queue_name,
-            pending_timeout_s=options.pending_timeout_s,
-            retry_base_delay_s=options.retry_base_delay_s,
-            retry_max_delay_s=max(options.retry_max_delay_s, options.retry_base_delay_s),
-            delivery_cap=options.delivery_cap,
-            block_ms=options.block_ms,
-            socket_timeout_s=5.0,
-        )
-        self._queue = TaskQueue(url, settings=settings)
-        try:
-            await self._queue.connect()
-        except RedisUnavailable as exc:
-            self._queue = None
-            raise AdapterUnavailable(str(exc)) from exc
+        queues: list[TaskQueue] = []
+        for name in queue_names(queue_name, options.queues):
+            settings = QueueSettings(
+                name=name,
+                pending_timeout_s=options.pending_timeout_s,
+                retry_base_delay_s=options.retry_base_delay_s,
+                retry_max_delay_s=max(options.retry_max_delay_s, options.retry_base_delay_s),
+                delivery_cap=options.delivery_cap,
+                block_ms=options.block_ms,
+                socket_timeout_s=5.0,
+                replicas_to_wait=options.replicas_to_wait,
+                replica_wait_timeout_ms=options.replica_wait_timeout_ms,
+            )
+            # Every queue after the first shares its client: one connection pool (and one cluster map) per process.
+            queues.append(TaskQueue(url, settings=settings, client=queues[0].redis if queues else None))
+            try:
+                await queues[-1].connect()
+            except RedisUnavailable as exc:
+                for queue in reversed(queues):
+                    await queue.disconnect()
+                raise AdapterUnavailable(str(exc)) from exc
+        self._queues = queues
 
     async def close(self) -> None:
-        if self._queue is not None:
-            await self._queue.disconnect()
+        for queue in reversed(self._queues):  # the first, which owns the shared client, last
+            await queue.disconnect()
+
+    def _queue_of(self, tid: str) -> int:
+        return zlib.crc32(tid.encode()) % len(self._queues) if len(self._queues) > 1 else 0
 
     async def enqueue(self, tasks: list[TaskSpec]) -> None:
-        batch = [
-            Task(t.tid, TASK_TYPE, t.payload, priority=t.priority, max_retries=t.max_retries, timeout=600)  # type: ignore[arg-type]
-            for t in tasks
-        ]
+        batches: dict[int, list[Task]] = {}
+        for t in tasks:
+            task = Task(t.tid, TASK_TYPE, t.payload, priority=t.priority, max_retries=t.max_retries, timeout=600)  # type: ignore[arg-type]
+            batches.setdefault(self._queue_of(t.tid), []).append(task)
         try:
-            await self.queue.add_tasks(batch)
-        except RedisUnavailable as exc:
+            for index, batch in batches.items():
+                await self._queues[index].add_tasks(batch)
+        except _UNKNOWN as exc:
             raise AdapterUnavailable(str(exc)) from exc
         except PayloadError as exc:
             raise AdapterRefused(str(exc)) from exc
 
     async def consume(self, consumer: str, count: int) -> list[Delivered]:
         try:
-            found: list[Delivery] = []
             if time.monotonic() >= self._next_reclaim:
-                found = await self.queue.reclaim(consumer, count)
                 self._next_reclaim = time.monotonic() + self.queue.settings.reclaim_interval_s
-            if not found:
-                found = await self.queue.read(consumer, count)
-        except RedisUnavailable as exc:
+                for index, queue in enumerate(self._queues):
+                    found = await queue.reclaim(consumer, count)
+                    if found:
+                        return [self._delivered(d, index) for d in found]
+            return await self._read(consumer, count)
+        except _UNKNOWN as exc:
             raise AdapterUnavailable(str(exc)) from exc
-        return [self._delivered(d) for d in found]
 
-    @staticmethod
-    def _delivered(delivery: Delivery) -> Delivered:
+    async def _read(self, consumer: str, count: int) -> list[Delivered]:
+        """Round robin over the queues without blocking; a blocking read on the next one when all were empty."""
+        total = len(self._queues)
+        for step in range(total):
+            index = (self._next_read + step) % total
+            found = await self._queues[index].read(consumer, count, block_ms=0 if total > 1 else None)
+            if found:
+                self._next_read = (index + 1) % total
+                return [self._delivered(d, index) for d in found]
+        if total == 1:
+            return []
+        index, self._next_read = self._next_read, (self._next_read + 1) % total
+        return [self._delivered(d, index) for d in await self._queues[index].read(consumer, count)]
+
+    def _delivered(self, delivery: Delivery, index: int) -> Delivered:
         task = delivery.task
         return Delivered(
             tid=task.task_id,
@@ -95,79 +144,108 @@ class TaskqAdapter:
             max_retries=task.max_retries,
             deliveries=delivery.receipt.deliveries,
             payload=task.payload,
-            handle=delivery,
+            handle=delivery if len(self._queues) == 1 else Routed(delivery.receipt, task, index),
+            errors=len(task.errors),
         )
 
+    def _by_queue(self, handles: list[Any]) -> dict[int, list[int]]:
+        """Positions of `handles` grouped by the queue each came from."""
+        groups: dict[int, list[int]] = {}
+        for position, handle in enumerate(handles):
+            groups.setdefault(handle.queue if isinstance(handle, Routed) else 0, []).append(position)
+        return groups
+
     async def complete(self, consumer: str, delivered: list[Delivered]) -> list[bool]:
+        done = [False] * len(delivered)
         try:
-            outcomes = await self.queue.ack([d.handle.receipt for d in delivered])
-        except RedisUnavailable as exc:
+            for index, positions in self._by_queue([d.handle for d in delivered]).items():
+                outcomes = await self._queues[index].ack([delivered[p].handle.receipt for p in positions])
+                for position, outcome in zip(positions, outcomes, strict=True):
+                    done[position] = outcome is Outcome.DONE
+        except _UNKNOWN as exc:
             raise AdapterUnavailable(str(exc)) from exc
-        return [o is Outcome.DONE for o in outcomes]
+        return done
 
     async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
+        results = ["refused"] * len(failed)
         try:
-            outcomes = await self.queue.fail([(d.handle.receipt, error) for d, error in failed])
-        except RedisUnavailable as exc:
+            for index, positions in self._by_queue([d.handle for d, _ in failed]).items():
+                chunk = [(failed[p][0].handle.receipt, failed[p][1]) for p in positions]
+                outcomes = await self._queues[index].fail(chunk)
+                for position, outcome in zip(positions, outcomes, strict=True):
+                    results[position] = _FAIL_OUTCOMES.get(outcome, "refused")
+        except _UNKNOWN as exc:
             raise AdapterUnavailable(str(exc)) from exc
-        return [_FAIL_OUTCOMES.get(o, "refused") for o in outcomes]
+        return results
 
     async def depth(self) -> dict[str, int]:
+        totals = {"ready": 0, "pending": 0, "delayed": 0, "dead": 0, "completed": 0}
         try:
-            stats = await self.queue.stats()
+            for queue in self._queues:
+                stats = await queue.stats()
+                totals["ready"] += stats.total_ready
+                totals["pending"] += stats.total_pending
+                totals["delayed"] += stats.delayed
+                totals["dead"] += stats.dead
+                totals["completed"] += stats.counters["tasks_completed"]
         except RedisUnavailable as exc:
             raise AdapterUnavailable(str(exc)) from exc
-        return {
-            "ready": stats.total_ready,
-            "pending": stats.total_pending,
-            "delayed": stats.delayed,
-            "dead": stats.dead,
-            "completed": stats.counters["tasks_completed"],
-        }
+        return totals
 
     async def final_state(self) -> FinalState:
         try:
-            return await self._final_state()
+            states = [await _final_state(queue) for queue in self._queues]
         except RedisUnavailable as exc:
             raise AdapterUnavailable(str(exc)) from exc
+        if len(states) == 1:
+            return states[0]
+        merged = FinalState()
+        for state in states:
+            for name in ("ready", "pending", "delayed", "dead", "acked_not_deleted"):
+                getattr(merged, name).extend(getattr(state, name))
+            for key, value in state.stats.items():
+                if isinstance(value, int):
+                    merged.stats[key] = merged.stats.get(key, 0) + value
+        return FinalState(**{**merged.as_value(), "foreign": sum(s.foreign for s in states)})
 
-    async def _final_state(self) -> FinalState:
-        queue, redis = self.queue, self.queue.redis
-        ready: list[tuple[str, int]] = []
-        pending: list[tuple[str, int, str]] = []
-        acked_not_deleted: list[str] = []
-        foreign = 0
-        for prio, stream in enumerate(queue.keys.streams):
-            owners = await _pending_owners(queue, stream)
-            last_delivered = await _last_delivered(queue, stream)
-            entries: Any = await redis.xrange(stream)
-            for entry_id, fields in entries:
-                tid = _tid_of(fields, prio)
-                if tid is None:
-                    foreign += 1
-                elif entry_id in owners:
-                    pending.append((tid, prio, owners[entry_id]))
-                elif _entry_key(entry_id) > last_delivered:
-                    ready.append((tid, prio))
-                else:
-                    acked_not_deleted.append(tid)
-        members: Any = await redis.zrange(queue.keys.delayed, 0, -1)
-        delayed = [_delayed_tid(member) for member in members]
-        dead = [
-            (str(d.task.payload.get("tid", d.task.task_id)), d.reason, d.task.retry_count, len(d.errors))
-            for d in await queue.dlq.all()
-            if d.task is not None and isinstance(d.task.payload, dict)
-        ]
-        stats = (await queue.stats()).as_dict()
-        return FinalState(
-            ready=ready,
-            pending=pending,
-            delayed=[t for t in delayed if t],
-            dead=dead,
-            acked_not_deleted=acked_not_deleted,
-            foreign=foreign,
-            stats=stats,
-        )
+
+async def _final_state(queue: TaskQueue) -> FinalState:
+    redis = queue.redis
+    ready: list[tuple[str, int]] = []
+    pending: list[tuple[str, int, str]] = []
+    acked_not_deleted: list[str] = []
+    foreign = 0
+    for prio, stream in enumerate(queue.keys.streams):
+        owners = await _pending_owners(queue, stream)
+        last_delivered = await _last_delivered(queue, stream)
+        entries: Any = await redis.xrange(stream)
+        for entry_id, fields in entries:
+            tid = _tid_of(fields, prio)
+            if tid is None:
+                foreign += 1
+            elif entry_id in owners:
+                pending.append((tid, prio, owners[entry_id]))
+            elif _entry_key(entry_id) > last_delivered:
+                ready.append((tid, prio))
+            else:
+                acked_not_deleted.append(tid)
+    members: Any = await redis.zrange(queue.keys.delayed, 0, -1)
+    delayed = [_delayed_tid(member) for member in members]
+    dead = [
+        (str(d.task.payload.get("tid", d.task.task_id)), d.reason, d.task.retry_count, len(d.errors))
+        for d in await queue.dlq.all()
+        if d.task is not None and isinstance(d.task.payload, dict)
+    ]
+    stats = (await queue.stats()).as_dict()
+    return FinalState(
+        ready=ready,
+        pending=pending,
+        delayed=[t for t in delayed if t],
+        dead=dead,
+        acked_not_deleted=acked_not_deleted,
+        foreign=foreign,
+        stats=stats,
+    )
 
 
 async def _pending_owners(queue: TaskQueue, stream: str) -> dict[bytes, str]:

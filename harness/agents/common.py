@@ -82,7 +82,8 @@ READY_WAIT_S = 10.0
 
 
 def mark_ready(journal: Path) -> None:
-    """A consumer is connected: a file beside its journal says so to the producers."""
+    """An agent is connected and about to work: a file beside its journal says so (consumers to the
+    producers, everyone to the runner, which starts the fault schedule's clock once all are)."""
     journal.with_name(journal.name.removesuffix(".jsonl") + READY_SUFFIX).touch()
 
 

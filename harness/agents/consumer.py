@@ -8,9 +8,11 @@ poison task kills this process outright, as a real crashing handler would.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from harness.adapters import Delivered, QueueAdapter
@@ -25,11 +27,20 @@ POISON_EXIT_CODE = 3
 
 
 def delivery_record(d: Delivered) -> list[Any]:
-    record: list[Any] = [d.tid, d.priority, d.attempt, d.deliveries]
+    """[tid, prio, attempt, deliveries, payload tid, max_retries, payload digest, errors]: see harness.history."""
     payload_tid = d.payload.get("tid") if isinstance(d.payload, dict) else None
-    if payload_tid is not None and payload_tid != d.tid:
-        record.append(payload_tid)  # the queue changed the task's id
-    return record
+    tid = d.tid if payload_tid is None else payload_tid  # differs when the queue changed the task's id
+    return [d.tid, d.priority, d.attempt, d.deliveries, tid, d.max_retries, payload_digest(d.payload), d.errors]
+
+
+def payload_digest(payload: Any) -> str | None:
+    """A short hash of a payload, so the history can tell a retry that kept its payload from one that
+    did not without journaling every payload. 8 hex digits: it is only compared with the same task's."""
+    try:
+        encoded = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None  # not JSON (a foreign entry's payload): nothing to compare
+    return hashlib.blake2b(encoded, digest_size=4).hexdigest()
 
 
 class Consumer:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 from harness.adapters import QueueClient, TaskSpec
 from harness.adapters.base import AdapterRefused, AdapterUnavailable
-from harness.agents.common import AgentArgs, connect, consumers_ready, stop_event
+from harness.agents.common import AgentArgs, connect, consumers_ready, mark_ready, stop_event
 from harness.agents.pacer import Pacer
 from harness.agents.stats import AgentStats
 from harness.history import FAIL, INFO, INVOKE, OK, Journal
@@ -109,6 +109,7 @@ async def run_producer(args: AgentArgs) -> None:
     if adapter is None:
         return
     await consumers_ready(args.journal, args.plan.scenario.run.consumers, stop)
+    mark_ready(args.journal)
     deadline_ns = time.monotonic_ns() + int(args.plan.scenario.run.duration_s * 1e9)
     plan = batches(args, time.monotonic_ns())
     journal = Journal(args.journal, enabled=args.journaling)

@@ -107,7 +107,8 @@ class _Queue:
     def _hand_out(self, tid: str) -> list[Any]:
         task = self.tasks[tid]
         task.deliveries += 1
-        return [tid, task.prio, task.attempt, task.deliveries]
+        # As the consumer journals it (harness.history): payload tid, budget, payload digest, error count.
+        return [tid, task.prio, task.attempt, task.deliveries, tid, self.workload.max_retries, tid[-8:], task.attempt]
 
     def fail(self, tid: str, now_ns: int) -> str:
         task = self.tasks[tid]
@@ -180,7 +181,8 @@ class _Simulation:
             return  # producers stop; the drain begins
         rng, process = self.rng, f"producer-{slot // 2}.{slot % 2}"
         size = 1 if rng.random() < self.workload.single_rate else rng.randint(2, self.workload.batch_max)
-        tasks = [(f"{slot}-{self.serial}-{n}", rng.choice((0, 1, 2, 2, 3, 3))) for n in range(size)]
+        # Numbered per producer slot in send order, as producers number theirs (p{producer}-{n}).
+        tasks = [(f"p{slot}-{self.serial * 1000 + n}", rng.choice((0, 1, 2, 2, 3, 3))) for n in range(size)]
         self.serial += 1
         value = {"tasks": [[tid, prio, self.workload.max_retries] for tid, prio in tasks], "due_ns": invoke_ns}
         self._emit(process, "invoke", "enqueue", value, invoke_ns)

@@ -8,20 +8,33 @@ trip, a heavier script) shows it here however busy the machine was.
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
+
+from taskq.connection import close_redis, open_redis
+from taskq.errors import TaskqError
 
 
 async def redis_cpu_s(url: str) -> float | None:
-    """CPU seconds (user + system) the server has used since it started; None when it cannot be asked."""
-    client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    """CPU seconds (user + system) the server has used since it started; None when it cannot be asked.
+    For a cluster, all its nodes together; for a Sentinel URL, the primary's (a failover resets it)."""
     try:
-        info = await client.info("cpu")
-        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-    except (RedisError, OSError, KeyError, ValueError):
+        client = open_redis(url, socket_timeout_s=2.0)
+    except TaskqError:
+        return None
+    try:
+        if isinstance(client, RedisCluster):
+            found: Any = await client.info("cpu", target_nodes=RedisCluster.ALL_NODES)
+            infos = list(found.values()) if found and isinstance(next(iter(found.values())), dict) else [found]
+        else:
+            infos = [await client.info("cpu")]
+        return sum(float(info["used_cpu_user"]) + float(info["used_cpu_sys"]) for info in infos)
+    except (RedisError, OSError, KeyError, ValueError, TypeError, StopIteration):
         return None
     finally:
-        await client.aclose()
+        await close_redis(client)
 
 
 def spent(start: float | None, end: float | None) -> float | None:

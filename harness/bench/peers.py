@@ -74,7 +74,7 @@ def python_for(queue: str) -> str:
 
 
 def _available(queue: str) -> str:
-    """"" when the queue can be measured here, else why not."""
+    """ "" when the queue can be measured here, else why not."""
     probe = [python_for(queue), "-c", f"from harness.adapters import adapter_factory; adapter_factory({queue!r})"]
     done = subprocess.run(probe, capture_output=True, text=True, check=False, cwd=REPO_ROOT, timeout=120)
     return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["cannot load"])[-1]

@@ -20,14 +20,20 @@ from harness.checkers.base import (
     run_safely,
     validity_label,
 )
+from harness.checkers.budget import check_budget
 from harness.checkers.delivery import check_delivery
 from harness.checkers.dlq import check_dlq
+from harness.checkers.identity import check_identity
 from harness.checkers.index import HistoryIndex, paused_gc
 from harness.checkers.leaks import check_leaks
+from harness.checkers.leases import check_leases
 from harness.checkers.order import check_order
+from harness.checkers.ownership import check_ownership
 from harness.checkers.priority import check_priority
+from harness.checkers.producer_order import check_producer_order
 from harness.checkers.recovery import check_recovery
 from harness.checkers.retry import check_retry
+from harness.checkers.stored_twice import check_stored_twice
 from harness.checkers.vacuity import check_vacuity
 from harness.history import Op
 
@@ -42,6 +48,13 @@ CHECKERS: Final[dict[str, IndexChecker]] = {
     "recovery": check_recovery,
     "leaks": check_leaks,
     "vacuity": check_vacuity,
+    # The invariants taskq promises (issue 13, section 2).
+    "ownership": check_ownership,
+    "identity": check_identity,
+    "budget": check_budget,
+    "leases": check_leases,
+    "stored_twice": check_stored_twice,
+    "producer_order": check_producer_order,
 }
 
 

@@ -45,6 +45,7 @@ class CheckContext:
     # Hosted runs: consumers were the library's own workers, and a "complete" is the end of the
     # handler, not an ack (harness.hosted.handler).
     hosted: bool = False
+    # What the queue under test promises (its adapter's declaration); taskq's when none is given.
     promises: Promises = field(default_factory=Promises)
     # Hosted runs: how long before its handler started a task may have been read (the harness sees the
     # start, not the read); priority and order judge a start at s as a read over [s - this, s].

@@ -11,6 +11,14 @@ after its fsync). AOF everysec: the last 2 s before the kill (Redis fsyncs once 
 postpone a write up to 2 s). RDB: everything since the last snapshot. No persistence, or a flush:
 everything before it. A lost task whose enqueue falls in a window is attributed to that fault
 (`fault_windows`), and counted apart (`lost_in_fault_window`) when the scenario allows such loss.
+
+A failover (harness/nemesis/topology.py: a killed primary, a manual promotion, a cluster node's
+death) has a window too: from the nemesis's sync point (`durable_until_ns`: every write acknowledged
+before it was on every replica) to the end of the failover. Acknowledged writes in it may be lost,
+and acks in it may be rolled back (their tasks run again). A split brain's window runs from the cut
+to the deposed primary's rejoining: what it acknowledged alone is discarded; those losses are
+counted on their own (`lost_in_split_brain`). A whole cluster shard's death is judged like a crash,
+by the nodes' persistence. A loss outside every window is a bug.
 """
 
 from __future__ import annotations
@@ -46,6 +54,12 @@ NETWORK_CUTS = frozenset({"slow-replies", "blackhole", "partition", "drop-replie
 REDIS_STALLS = frozenset({"redis-pause", "client-pause", "debug-sleep", "client-kill"})
 # Persistence settings under which a crash keeps nothing (a flush keeps nothing either).
 _KEEPS_NOTHING = frozenset({"none", "flushed"})
+# Topology faults that may lose acknowledged writes (harness/nemesis/topology.py); a slot migration
+# moves keys with MIGRATE, synchronously: it has no window, any loss across one is a bug.
+TOPOLOGY_LOSS_KINDS = frozenset({"failover", "split-brain", "promote-lagging", "shard-kill"})
+SPLIT_BRAIN = "split-brain"
+# The persistence a failover journals: what survives is what the promoted replica had.
+REPLICATED = "replicated"
 
 
 @dataclass(slots=True)
@@ -57,6 +71,7 @@ class _Tally:
     dead: int = 0
     lost: int = 0
     lost_in_fault_window: int = 0
+    lost_in_split_brain: int = 0
     stuck: int = 0
     unexpected: int = 0
     duplicated: int = 0
@@ -169,10 +184,13 @@ def _windows_note(index: HistoryIndex, context: CheckContext, windows: _Windows)
 
 def loss_window(index: HistoryIndex, fault: Fault) -> tuple[int, int] | None:
     """When writes acknowledged before `fault` may have been lost by it: [start, end] ns, or None."""
-    if not is_redis_fault(fault.kind) or fault.outcome == "info":
+    if fault.outcome == "info" or not (is_redis_fault(fault.kind) or fault.kind in TOPOLOGY_LOSS_KINDS):
         return None
     end_ns = index.fault_end_ns(fault)
     persistence = "flushed" if fault.kind == "flushall" else fault.persistence
+    if persistence == REPLICATED:
+        # No sync point (the replicas never caught up before the strike): nothing is known to be safe.
+        return (fault.durable_until_ns or 0), end_ns
     if persistence == "aof-always":
         return None
     if persistence in _KEEPS_NOTHING:
@@ -240,6 +258,11 @@ def _judge_enqueued(
     window = _window_of(enqueue.invoke_ns, spans, windows.redis)
     if window is not None:
         window.lost.append(enqueued_ns)
+        if window.fault.kind == SPLIT_BRAIN and context.expect.loss_allowed_in_redis_fault_windows:
+            tally.lost_in_split_brain += 1
+            examples.add("lost_in_split_brain", tid=tid, enqueue=outcome, enqueued_ns=enqueued_ns,
+                         fault_ns=window.fault.start_ns)  # fmt: skip
+            return
         if context.expect.loss_allowed_in_redis_fault_windows:
             tally.lost_in_fault_window += 1
             examples.add("lost_in_fault_window", tid=tid, enqueue=outcome, enqueued_ns=enqueued_ns,
@@ -271,7 +294,8 @@ def _judge_unexpected(index: HistoryIndex, tally: _Tally, examples: Examples) ->
         examples.add("unexpected", tid=tid, delivered=len(deliveries))
 
 
-_Explain = Callable[["_Windows", list[Delivery], Completion, Completion], str]
+# (windows, the task's deliveries, the earlier and later completion, when the task became readable)
+_Explain = Callable[["_Windows", list[Delivery], Completion, Completion, int], str]
 
 
 def _judge_repeats(
@@ -289,7 +313,10 @@ def _judge_repeats(
         return
     tally.duplicated += 1
     deliveries = index.deliveries.get(tid, [])
-    reasons = [explain(windows, deliveries, earlier, later) for earlier, later in pairwise(done)]
+    reasons = [
+        explain(windows, deliveries, earlier, later, _readable_since(index, tid, deliveries, earlier, later))
+        for earlier, later in pairwise(done)
+    ]
     if all(reasons):
         tally.duplicated_explained += 1
         examples.add("duplicated_explained", tid=tid, reasons=reasons, by=[c.process for c in done])
@@ -298,12 +325,27 @@ def _judge_repeats(
         examples.add("duplicated_unexplained", tid=tid, by=[c.process for c in done], at_ns=[c.done_ns for c in done])
 
 
-def _explain(windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion) -> str:
+def _readable_since(
+    index: HistoryIndex, tid: str, deliveries: list[Delivery], earlier: Completion, later: Completion
+) -> int:
+    """The earliest a first holder of this run of the task can have read it: when it was enqueued, or when
+    the failed attempt that scheduled this retry ended (a hosted history shows starts, not reads)."""
+    first_ns = min(_received_ns((_holding(deliveries, c), c)) for c in (earlier, later))
+    enqueue = index.enqueues.get(tid)
+    since = [enqueue.invoke_ns] if enqueue is not None else [first_ns]
+    since += [f.invoke_ns for f in index.failures.get(tid, ()) if f.invoke_ns <= first_ns]
+    return max(since)
+
+
+def _explain(
+    windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion, readable_ns: int
+) -> str:
     """Why a task completed a second time, or "" if nothing in the history explains it.
 
     The two holders are ordered by when they received the task. The task may be handed out again
     while the first owner still holds it if that owner's lease ran out or it was paused; and after
     a Redis fault between the two deliveries, Redis may have lost the first ack or the lease.
+    (`readable_ns` is for hosted runs: the harness's own consumer journals its reads.)
     """
     holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_received_ns)
     (first, first_completion), second_hold = holds
@@ -315,12 +357,21 @@ def _explain(windows: _Windows, deliveries: list[Delivery], earlier: Completion,
         if any(_overlaps(f, first.ok_ns, held_until_ns) and targets(f.target, first.process) for f in windows.pauses):
             return "owner paused"
     first_received_ns = _received_ns(holds[0])
-    if any(_overlaps(f, first_received_ns, handed_again_ns) for f in windows.redis_faults):
-        return "redis fault between the deliveries"
+    acked_ns = _settled_ns(first_completion)
+    for window in windows.redis:
+        if not _overlaps(window.fault, first_received_ns, handed_again_ns):
+            continue
+        if window.fault.kind not in TOPOLOGY_LOSS_KINDS:
+            return "redis fault between the deliveries"
+        # A failover undoes only what the promoted replica lacked: an ack answered before the sync point was on it.
+        if acked_ns >= window.start_ns:
+            return f"{window.fault.kind} between the deliveries"
     return ""
 
 
-def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion) -> str:
+def _explain_hosted(
+    windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion, readable_ns: int
+) -> str:
     """Why a hosted library ran a task a second time, or "" if nothing in the history explains it.
 
     The first holder finished (or not) and its library was to ack after that; the task may run again
@@ -329,12 +380,13 @@ def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Comp
     off from Redis, if Redis itself was hurt, or, for a library that does not renew leases, if its own
     visibility timeout passed. The harness sees a handler start, not the read behind it: the read was
     sent at most a client timeout before its reply came (a held reply can arrive after a later
-    delivery, so holders are ordered by the library's delivery count where it reports one). A library
-    that renews leases promises no repeat while its holder is alive and reachable: a repeat then is
-    unexplained.
+    delivery, so holders are ordered by the library's delivery count where it reports one), and a
+    library that prefetches or holds a task until its ETA read it earlier, as early as the task became
+    readable (`readable_ns`), so its visibility timeout counts from there. A library that renews leases
+    promises no repeat while its holder is alive and reachable: a repeat then is unexplained.
     """
     holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_library_order)
-    first, (_, first_completion) = holds[0][0], holds[0]
+    first_completion = holds[0][1]
     asked_ns, handed_again_ns = _received_ns(holds[0]) - windows.client_timeout_ns, _received_ns(holds[1])
     start_ns, end_ns = min(asked_ns, handed_again_ns), max(asked_ns, handed_again_ns)
     holder = first_completion.process
@@ -346,7 +398,7 @@ def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Comp
             return f"holder's worker died (exit {exit_.code})"
     if windows.renews_lease or windows.visibility_ns is None:
         return ""
-    if first is not None and handed_again_ns - first.ok_ns > windows.visibility_ns:
+    if handed_again_ns - readable_ns > windows.visibility_ns:
         return "visibility timeout passed"
     return ""
 

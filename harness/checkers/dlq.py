@@ -3,7 +3,10 @@ never both dead and completed, and the errors stored with it match the attempts 
 
 The delivery cap is for tasks that kill their workers. A task dead-lettered by it that was not
 poison, was never held by a worker a fault hit, and was handed out by no read whose answer was
-lost is an innocent: collateral of a batch-mate that crashed its workers (`innocent_dead`)."""
+lost is an innocent: collateral of a batch-mate that crashed its workers (`innocent_dead`). One whose
+holders lived to finish it, only to have their acks refused, outlived its lease on every delivery (a task
+longer than the visibility timeout under a consumer that does not renew): that is the cap working, and
+is counted apart (`outlived_lease_dead`, not judged)."""
 
 from __future__ import annotations
 
@@ -11,13 +14,13 @@ from bisect import bisect_left
 
 from harness.checkers._report import Examples
 from harness.checkers.base import CheckContext, CheckResult
-from harness.checkers.index import COUNTED_FAILURES, DeadEntry, Failure, FinalState, HistoryIndex
+from harness.checkers.index import DeadEntry, FinalState, HistoryIndex, counted_failures
 from harness.history import INFO, OK
 
 RETRIES_EXHAUSTED = "retries exhausted"
 DELIVERY_CAP = "delivery cap"
-_COUNTED = COUNTED_FAILURES
-RAISED = "raised"  # a hosted handler's failure, as the handler saw it (harness.hosted.handler)
+_NOT_JUDGED = frozenset({"dead", "outlived_lease_dead"})
+UNRECORDED = -1  # a dead entry's attempts or errors the queue does not keep
 
 
 def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:
@@ -26,7 +29,7 @@ def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:
         return CheckResult(name="dlq", valid=None, note="no final state in the history: the DLQ was never read")
     examples = Examples()
     figures = {"dead": len(final.dead), "dead_and_completed": 0, "missing_from_dlq": 0, "wrong_error_count": 0,
-               "cap_not_reached": 0, "innocent_dead": 0}  # fmt: skip
+               "cap_not_reached": 0, "innocent_dead": 0, "outlived_lease_dead": 0}  # fmt: skip
     faulted = {tid for fault in index.faults for tid in fault.held}
     for tid, entry in final.dead.items():
         for kind in _judge_dead(index, context, tid, entry, faulted):
@@ -36,7 +39,7 @@ def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:
     for tid in _exhausted(index, final):
         figures["missing_from_dlq"] += 1
         examples.add("missing_from_dlq", tid=tid, failed_attempts=_counted_failures(index, tid))
-    valid = not any(count for kind, count in figures.items() if kind != "dead")
+    valid = not any(count for kind, count in figures.items() if kind not in _NOT_JUDGED)
     return CheckResult(name="dlq", valid=valid, figures=figures, anomalies=examples.pick())
 
 
@@ -49,6 +52,8 @@ def _judge_dead(index: HistoryIndex, context: CheckContext, tid: str, entry: Dea
     if entry.reason.startswith(DELIVERY_CAP):
         if not _cap_reached(index, context, tid):
             found.append("cap_not_reached")
+        elif index.completions.get(tid) or index.failures.get(tid):
+            found.append("outlived_lease_dead")
         elif tid not in index.poison and tid not in faulted and not _unseen_reads(index, tid):
             found.append("innocent_dead")
     return found
@@ -60,12 +65,13 @@ def _errors_match(index: HistoryIndex, tid: str, entry: DeadEntry) -> bool:
         return True  # unknown budget: the delivery checker reports the stranger
     budget = enqueue.max_retries + 1
     failures = index.failures.get(tid, ())
-    certain = _certain_failures(index, tid)
-    # A fail whose answer was lost, or a handler's raise the library may never have recorded, may or may
-    # not have counted against the budget.
-    maybe = sum(1 for f in failures if f.outcome == INFO or _unsettled(index, tid, f))
+    certain = counted_failures(failures)
+    # A fail whose answer was lost may or may not have counted against the budget.
+    maybe = sum(1 for f in failures if f.outcome == INFO)
     recorded_ok = certain <= budget <= certain + maybe
-    return recorded_ok and entry.attempts == enqueue.max_retries and entry.errors == budget
+    # A library that does not record attempts or errors stores -1 there (a hosted peer): not a mismatch.
+    attempts_ok = entry.attempts in (UNRECORDED, enqueue.max_retries)
+    return recorded_ok and attempts_ok and entry.errors in (UNRECORDED, budget)
 
 
 def _cap_reached(index: HistoryIndex, context: CheckContext, tid: str) -> bool:
@@ -84,22 +90,10 @@ def _unseen_reads(index: HistoryIndex, tid: str) -> int:
     return len(index.unknown_reads_ns) - bisect_left(index.unknown_reads_ns, since_ns)
 
 
-def _unsettled(index: HistoryIndex, tid: str, failure: Failure) -> bool:
-    """A hosted handler's raise whose attempt was handed out again afterwards: the library never recorded
-    that failure (its worker died between the raise and the library's settling of it), so it did not
-    count against the task's budget."""
-    return failure.outcome == RAISED and any(
-        d.attempt == failure.attempt and d.ok_ns > failure.invoke_ns for d in index.deliveries.get(tid, ())
-    )
-
-
-def _certain_failures(index: HistoryIndex, tid: str) -> int:
-    """Failed attempts that certainly counted against the task's budget."""
-    return sum(1 for f in index.failures.get(tid, ()) if f.outcome in _COUNTED and not _unsettled(index, tid, f))
-
-
 def _counted_failures(index: HistoryIndex, tid: str) -> int:
-    return sum(1 for f in index.failures.get(tid, ()) if f.outcome in _COUNTED)
+    return counted_failures(index.failures.get(tid, ()))
+
+
 
 
 def _exhausted(index: HistoryIndex, final: FinalState) -> list[str]:
@@ -109,7 +103,7 @@ def _exhausted(index: HistoryIndex, final: FinalState) -> list[str]:
         if tid in final.dead:
             continue
         enqueue = index.enqueues.get(tid)
-        counted = _certain_failures(index, tid)
+        counted = counted_failures(failures)
         said_dead = any(f.outcome == "dead" for f in failures)
         if said_dead or (enqueue is not None and counted >= enqueue.max_retries + 1):
             missing.append(tid)

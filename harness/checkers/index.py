@@ -13,7 +13,8 @@ in its task's timeline and in the Read that returned it.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
@@ -24,6 +25,7 @@ REFUSED: Final = "refused"
 # Failed attempts that count against a task's retry budget: the queue's answer to a fail ("retried",
 # "dead"), or, in hosted runs, a handler that raised (the library decides what follows).
 COUNTED_FAILURES: Final = frozenset({"retried", "dead", "raised"})
+_ANSWERED_FAILURES: Final = frozenset({"retried", "dead"})
 OPEN: Final = "open"  # a fault whose end was never journaled
 
 CRASH_FAULTS: Final = frozenset({"kill", "term", "kill-main", "kill-child"})
@@ -33,6 +35,7 @@ WORKER_FAULTS: Final = CRASH_FAULTS | PAUSE_FAULTS
 # Stalls (redis-pause, client-pause, debug-sleep) and client-kill keep every acknowledged write.
 _REDIS_FAULT_NAMES: Final = frozenset({"redis-kill", "redis-restart", "restart", "flushall"})
 _NOT_AGENTS: Final = ("nemesis", "runner")
+_NO_EXTRA: Final = (None, None, None)  # a delivered task of an older history: no budget, digest, errors
 # Builds a NamedTuple from a tuple without the Python-level __new__: half the cost, per task event.
 _new: Final = tuple.__new__
 
@@ -55,6 +58,10 @@ class Delivery(NamedTuple):
     prio: int
     attempt: int
     deliveries: int
+    # Journaled by newer agents (harness.history: delivered task elements 5-7); None in older histories.
+    max_retries: int | None
+    digest: str | None  # a short hash of the payload
+    errors: int | None  # attempt errors stored with the task, when the queue says
 
     @property
     def is_first(self) -> bool:
@@ -134,6 +141,8 @@ class FinalState:
     acked_not_deleted: list[str] = field(default_factory=list)
     foreign: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
+    # Tasks the final read found more than once (twice in one place, or in two places): stored twice.
+    repeated: list[str] = field(default_factory=list)
     left: frozenset[str] = field(init=False)  # still queued after the drain: ready, pending or delayed
 
     def __post_init__(self) -> None:
@@ -220,7 +229,7 @@ class HistoryIndex:
 class _Builder:
     """Fills a HistoryIndex from a merged history in one pass."""
 
-    __slots__ = ("_handlers", "_index", "_open_faults", "_read_window_ns", "_unmatched")
+    __slots__ = ("_handlers", "_index", "_open_faults", "_pauses", "_read_window_ns", "_unmatched")
 
     def __init__(self, index: HistoryIndex, read_window_ns: int = 0) -> None:
         self._index = index
@@ -232,6 +241,8 @@ class _Builder:
             "fail": self._fail,
         }
         self._open_faults: list[Op] = []
+        # Hosted runs: faults that can delay a start, [target ("" = all), start ns, end ns or None, invoke op].
+        self._pauses: list[list[Any]] = []
         # First deliveries and completions whose enqueue was not (yet) indexed: settled at the end.
         self._unmatched: list[Delivery | str] = []
 
@@ -328,7 +339,7 @@ class _Builder:
             return
         process, invoke_ns, ok_ns = invoke["process"], invoke["time_ns"], completion["time_ns"]
         if self._read_window_ns and invoke_ns == ok_ns:  # a hosted handler's start: the read came before it
-            invoke_ns -= self._read_window_ns
+            invoke_ns = self._read_start(process, ok_ns)
         deliveries, aliases, enqueues = index.deliveries, index.aliases, index.enqueues
         batch: list[Delivery] = []
         for entry in completion["value"]["tasks"]:
@@ -340,7 +351,8 @@ class _Builder:
             attempt, count = entry[2], entry[3]
             if attempt is None or count is None:  # a hosted library that does not report them: count here
                 attempt, count = self._counted(tid, timeline, attempt, count)
-            record = _new(Delivery, (tid, delivered, process, invoke_ns, ok_ns, entry[1], attempt, count))
+            extra = entry[5:8] if len(entry) > 7 else _NO_EXTRA
+            record = _new(Delivery, (tid, delivered, process, invoke_ns, ok_ns, entry[1], attempt, count, *extra))
             batch.append(record)
             if timeline is not None:
                 timeline.append(record)
@@ -359,7 +371,7 @@ class _Builder:
     ) -> tuple[int, int]:
         """Attempt (failed attempts before this one) and delivery count, as far as the history shows them."""
         if attempt is None:
-            attempt = sum(1 for f in self._index.failures.get(tid, ()) if f.outcome in COUNTED_FAILURES)
+            attempt = counted_failures(self._index.failures.get(tid, ()))
         if count is None:
             count = 1 + (len(timeline) if timeline else 0)
         return attempt, count
@@ -396,16 +408,40 @@ class _Builder:
             tid = index.aliases.get(delivered, delivered)
             index.failures.setdefault(tid, []).append(Failure(process, invoke_ns, done_ns, attempt, error, outcome))
 
+    def _read_start(self, process: str, ok_ns: int) -> int:
+        """When the library may have read a task whose handler started at ok_ns: up to the read window
+        before; and for a worker paused, or held by a Redis or network fault, just before the start,
+        before that fault (a prefetched or popped task waits it out)."""
+        invoke_ns = ok_ns - self._read_window_ns
+        for target, start_ns, end_ns, _ in self._pauses:
+            if (
+                start_ns <= ok_ns
+                and (end_ns is None or end_ns >= invoke_ns)
+                and (not target or targets(target, process))
+            ):
+                invoke_ns = min(invoke_ns, start_ns - self._read_window_ns)
+        return invoke_ns
+
     def _fault_record(self, op: Op) -> None:
         """The nemesis journals each fault under a process of its own (nemesis-N); histories with
         overlapping faults under one process name are paired by _ended_fault's rules."""
         if op["type"] == INVOKE:
             self._open_faults.append(op)
+            value = op.get("value") or {}
+            kind = value.get("kind")
+            if self._read_window_ns and (kind in PAUSE_FAULTS or kind not in WORKER_FAULTS):
+                # A paused worker, or a Redis or network fault that holds every client: either delays a start
+                # the library had already read. "" = every process.
+                target = str(value.get("target", "")) if kind in PAUSE_FAULTS else ""
+                self._pauses.append([target, op["time_ns"], None, op])
             return
         invoke = _ended_fault(self._open_faults, op)
         if invoke is not None:
             self._open_faults.remove(invoke)
             self._fault(invoke, op)
+            for pause in self._pauses:
+                if pause[3] is invoke:
+                    pause[2] = op["time_ns"]
 
     def _fault(self, invoke: Op, completion: Op | None) -> None:
         index = self._index
@@ -424,7 +460,12 @@ class _Builder:
     def _final(self, value: dict[str, Any]) -> FinalState:
         resolve = self._index.resolve
         dead = value.get("dead") or ()
+        found = [
+            *(resolve(e[0]) for e in value.get("ready") or ()), *(resolve(e[0]) for e in value.get("pending") or ()),
+            *(resolve(tid) for tid in value.get("delayed") or ()), *(resolve(e[0]) for e in dead),
+        ]  # fmt: skip
         return FinalState(
+            repeated=sorted(tid for tid, n in Counter(found).items() if n > 1),
             ready={resolve(entry[0]): entry[1] for entry in value.get("ready") or ()},
             pending={resolve(entry[0]): (entry[1], entry[2]) for entry in value.get("pending") or ()},
             delayed=[resolve(tid) for tid in value.get("delayed") or ()],
@@ -433,6 +474,15 @@ class _Builder:
             foreign=int(value.get("foreign") or 0),
             stats=dict(value.get("stats") or {}),
         )
+
+
+def counted_failures(failures: Iterable[Failure]) -> int:
+    """Failed attempts that counted against the budget. A queue's answer ("retried", "dead") counts once
+    each; a hosted handler that raised counts once per attempt number: when its worker died before the
+    library recorded the failure, the library ran the same attempt again, and it raised again."""
+    answered = sum(1 for f in failures if f.outcome in _ANSWERED_FAILURES)
+    raised = len({f.attempt for f in failures if f.outcome == "raised"})
+    return answered + raised
 
 
 def _first_delivery(enqueue: Enqueue, delivery: Delivery) -> FirstDelivery:

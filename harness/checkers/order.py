@@ -13,6 +13,7 @@ from itertools import accumulate
 from harness.checkers._report import Examples
 from harness.checkers.base import CheckContext, CheckResult, unpromised
 from harness.checkers.index import HistoryIndex
+from harness.checkers.topology import TwoPrimaries
 
 # (enqueue ok ns, enqueue invoke ns, invoke ns and ok ns of the read that first delivered it, tid)
 _Row = tuple[int, int, int, int, str]
@@ -28,19 +29,24 @@ def check_order(index: HistoryIndex, context: CheckContext) -> CheckResult:
 def _check_order(index: HistoryIndex) -> CheckResult:
     examples = Examples()
     pairs = violations = 0
-    for prio, rows in sorted(_by_priority(index).items()):
+    two_primaries = TwoPrimaries(index)
+    for prio, rows in sorted(_by_priority(index, two_primaries).items()):
         checked, found = _check_one_priority(prio, rows, examples)
         pairs += checked
         violations += found
     figures = {"pairs_checked": pairs, "violations": violations}
+    if two_primaries:
+        figures["left_out_two_primaries"] = sum(two_primaries.holds(row[3]) for row in index.first_deliveries)
     return CheckResult(name="order", valid=violations == 0, figures=figures, anomalies=examples.pick())
 
 
-def _by_priority(index: HistoryIndex) -> dict[int, list[_Row]]:
+def _by_priority(index: HistoryIndex, two_primaries: TwoPrimaries) -> dict[int, list[_Row]]:
     rows: dict[int, list[_Row]] = {}
     for tid, prio, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, is_first in index.first_deliveries:
         if not is_first:
             continue  # its first delivery went to a reader that died: when it was taken is unknown
+        if two_primaries and two_primaries.holds(enqueue_ok_ns):
+            continue  # enqueued while two primaries took writes: FIFO is a promise of one server
         group = rows.get(prio)
         if group is None:
             group = rows[prio] = []

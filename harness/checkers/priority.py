@@ -15,6 +15,7 @@ import heapq
 from harness.checkers._report import NS_PER_MS, Examples, millis
 from harness.checkers.base import CheckContext, CheckResult, unpromised
 from harness.checkers.index import HistoryIndex, Read
+from harness.checkers.topology import TwoPrimaries
 
 # (enqueue ok ns, invoke ns of the read that first delivered it, tid)
 _Waiting = tuple[int, int, str]
@@ -22,7 +23,8 @@ _Waiting = tuple[int, int, str]
 
 def check_priority(index: HistoryIndex, context: CheckContext) -> CheckResult:
     slack_ns = int(context.expect.priority_slack_ms * NS_PER_MS)
-    sweep = _Sweep(_arrivals(index, slack_ns))
+    two_primaries = TwoPrimaries(index)
+    sweep = _Sweep(_arrivals(index, slack_ns, two_primaries))
     examples = Examples()
     checked = inversions = worst_ns = 0
     for read in sorted(index.reads, key=lambda r: r.invoke_ns):
@@ -42,21 +44,24 @@ def check_priority(index: HistoryIndex, context: CheckContext) -> CheckResult:
                      waiting_prio=found[0], waited_ms=millis(wait_ns))  # fmt: skip
     valid = inversions <= context.expect.max_priority_inversions
     figures = {"reads_checked": checked, "inversions": inversions, "worst_wait_ms": millis(worst_ns)}
+    if two_primaries:
+        figures["left_out_two_primaries"] = sum(two_primaries.holds(row[3]) for row in index.first_deliveries)
     result = CheckResult(name="priority", valid=valid, figures=figures, anomalies=examples.pick())
     return result if context.promises.priorities else unpromised(result, "strict priorities")
 
 
-def _arrivals(index: HistoryIndex, slack_ns: int) -> list[tuple[int, int, _Waiting]]:
+def _arrivals(index: HistoryIndex, slack_ns: int, two_primaries: TwoPrimaries) -> list[tuple[int, int, _Waiting]]:
     """Tasks that could have waited, by when they must be served: (enqueue ok + slack, prio, waiting).
 
     A task waits at a read only if it was taken after enqueue ok + slack, so the tasks a healthy queue
     serves at once never enter the sweep. Its enqueue must be acknowledged and its first delivery seen
-    (one lost with a dead reader shows up later as deliveries > 1).
+    (one lost with a dead reader shows up later as deliveries > 1), and not acknowledged while two
+    primaries took writes (harness/checkers/topology.py).
     """
     arrivals = []
     for tid, prio, _, ok_ns, read_invoke_ns, _, is_first in index.first_deliveries:
         due_ns = ok_ns + slack_ns
-        if read_invoke_ns > due_ns and is_first:
+        if read_invoke_ns > due_ns and is_first and not (two_primaries and two_primaries.holds(ok_ns)):
             arrivals.append((due_ns, prio, (ok_ns, read_invoke_ns, tid)))
     arrivals.sort()
     return arrivals

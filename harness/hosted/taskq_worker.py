@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.adapters.base import QueueOptions
 from harness.adapters.promises import Promises
-from harness.adapters.taskq_adapter import TASK_TYPE, TaskqAdapter
+from harness.adapters.taskq_adapter import TASK_TYPE, TaskqAdapter, queue_names
 from harness.hosted.base import WorkerCommand, WorkerLaunch
 from harness.hosted.handler import current, ready_if_worker
 from taskq import Task, current_receipt
@@ -47,9 +47,11 @@ class TaskqWorkerAdapter(TaskqAdapter):
 
     def worker(self, launch: WorkerLaunch) -> WorkerCommand:
         options = launch.options
+        queues = [arg for name in queue_names(launch.queue_name, options.queues) for arg in ("--queue", name)]
         argv = [
-            sys.executable, "-m", "taskq", "worker", f"{__name__}:HANDLERS", "--queue", launch.queue_name,
-            "--consumer", launch.consumer_name, "--concurrency", str(launch.concurrency),
+            sys.executable, "-m", "taskq", "worker", f"{__name__}:HANDLERS", *queues,
+            "--replicas-to-wait", str(options.replicas_to_wait), "--consumer", launch.consumer_name,
+            "--concurrency", str(launch.concurrency),
             "--pending-timeout", f"{options.pending_timeout_s:g}", "--delivery-cap", str(options.delivery_cap),
             "--retry-base-delay", f"{options.retry_base_delay_s:g}",
             "--retry-max-delay", f"{options.retry_max_delay_s:g}", "--block-ms", str(options.block_ms),

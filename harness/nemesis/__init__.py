@@ -9,4 +9,4 @@ from harness.nemesis.base import FAULTS, FaultContext, heal, run_schedule
 
 __all__ = ["FAULTS", "FaultContext", "heal", "run_schedule"]
 
-from harness.nemesis import network, redis, worker  # noqa: F401  importing them registers their faults
+from harness.nemesis import network, redis, topology, worker  # noqa: F401  importing them registers their faults

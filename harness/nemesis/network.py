@@ -64,7 +64,8 @@ class AgentRoutes:
 
 def needs_namespace(plan: Plan) -> bool:
     """A local server must live in a network namespace of its own to be partitioned."""
-    return plan.redis == "local" and any(event.kind == "partition" for event in plan.faults)
+    local = plan.redis == "local" or plan.redis.startswith("local:")  # local:BINARY too (Valkey)
+    return local and any(event.kind == "partition" for event in plan.faults)
 
 
 def open_routes(plan: Plan, provider: Provider) -> AgentRoutes:

@@ -24,7 +24,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from harness.errors import HarnessError, SetupError
-from harness.faults import FAULT_KINDS
+from harness.faults import FAULT_KINDS, TOPOLOGY_KINDS
 from harness.fleet import consumer_state
 from harness.history import INFO, INVOKE, OK
 from harness.nemesis.base import FaultContext, fault
@@ -32,7 +32,7 @@ from harness.plan import FaultEvent, Plan
 from harness.providers.base import Provider, RedisFaults
 from taskq.connection import redacted
 
-REDIS_KINDS = frozenset(name for name, kind in FAULT_KINDS.items() if kind.role == "redis")
+REDIS_KINDS = frozenset(name for name, kind in FAULT_KINDS.items() if kind.role == "redis") - TOPOLOGY_KINDS
 CLIENT_KILL_EVERY_S = 0.1
 AIM_PATIENCE_S = 1.0
 # Only the end of a consumer's journal says what it does now (its last delivery and settle).
@@ -41,7 +41,10 @@ NS_PER_S = 1_000_000_000
 
 
 def require_redis_faults(plan: Plan, provider: Provider) -> None:
-    """Before the run: Redis faults need a server the harness may hurt."""
+    """Before the run: Redis faults need a server the harness may hurt; topology faults, their topology."""
+    from harness.nemesis.topology import require_topology  # noqa: PLC0415  it imports this module
+
+    require_topology(plan, provider)
     kinds = sorted({event.kind for event in plan.faults} & REDIS_KINDS)
     if kinds and not isinstance(provider, RedisFaults):
         raise SetupError(
@@ -50,7 +53,7 @@ def require_redis_faults(plan: Plan, provider: Provider) -> None:
         )
 
 
-async def _aim(ctx: FaultContext, aim: str) -> None:
+async def aim(ctx: FaultContext, aim: str) -> None:
     """Wait (briefly) until the queue is where the fault should hit: some consumer holds tasks
     ("holding": their leases and acks are at stake), or has an ack or fail in flight ("settling":
     the fault splits it). After AIM_PATIENCE_S it strikes anyway; "any" strikes at once."""
@@ -113,7 +116,7 @@ async def redis_kill(ctx: FaultContext, event: FaultEvent, process: str) -> None
     provider = _hurtable(ctx, event, process)
     if provider is None:
         return
-    await _aim(ctx, event.aim)
+    await aim(ctx, event.aim)
     _start(ctx, event, process, **await _loss_facts(ctx))
     killed_at = time.monotonic()
     try:
@@ -134,7 +137,7 @@ async def redis_pause(ctx: FaultContext, event: FaultEvent, process: str) -> Non
     provider = _hurtable(ctx, event, process)
     if provider is None:
         return
-    await _aim(ctx, event.aim)
+    await aim(ctx, event.aim)
     _start(ctx, event, process)
     try:
         await asyncio.to_thread(provider.pause)
@@ -149,7 +152,7 @@ async def client_pause(ctx: FaultContext, event: FaultEvent, process: str) -> No
     """CLIENT PAUSE ALL: Redis holds every client's commands until the pause runs out."""
     if _hurtable(ctx, event, process) is None:
         return
-    await _aim(ctx, event.aim)
+    await aim(ctx, event.aim)
     _start(ctx, event, process)
     try:
         async with _admin(ctx) as client:
@@ -166,7 +169,7 @@ async def debug_sleep(ctx: FaultContext, event: FaultEvent, process: str) -> Non
     """DEBUG SLEEP: the server's one thread sleeps for duration_s; nothing is read or answered."""
     if _hurtable(ctx, event, process) is None:
         return
-    await _aim(ctx, event.aim)
+    await aim(ctx, event.aim)
     _start(ctx, event, process)
     try:
         async with _admin(ctx, timeout_s=event.duration_s + 10) as client:
@@ -182,7 +185,7 @@ async def client_kill(ctx: FaultContext, event: FaultEvent, process: str) -> Non
     """CLIENT KILL TYPE normal (every connection but the nemesis's own), again and again for duration_s."""
     if _hurtable(ctx, event, process) is None:
         return
-    await _aim(ctx, event.aim)
+    await aim(ctx, event.aim)
     _start(ctx, event, process)
     killed = 0
     try:
@@ -205,7 +208,7 @@ async def flushall(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     restart without persistence (but the server and its connections stay)."""
     if _hurtable(ctx, event, process) is None:
         return
-    await _aim(ctx, event.aim)
+    await aim(ctx, event.aim)
     _start(ctx, event, process, persistence="flushed")
     try:
         async with _admin(ctx) as client:

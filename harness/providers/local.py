@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +21,12 @@ from urllib.parse import quote
 import redis
 
 from harness.errors import SetupError
+from harness.providers.binary import find_redis_server, inspect
+
+__all__ = [
+    "PERSISTENCE_ARGS", "LocalRedis", "RedisConfig", "TlsFiles",
+    "find_redis_server", "free_port", "url_or_fresh_server",
+]  # fmt: skip
 
 PERSISTENCE_ARGS: dict[str, tuple[str, ...]] = {
     "none": ("--save", "", "--appendonly", "no"),
@@ -29,22 +34,6 @@ PERSISTENCE_ARGS: dict[str, tuple[str, ...]] = {
     "aof-always": ("--save", "", "--appendonly", "yes", "--appendfsync", "always"),
     "rdb": ("--save", "1 1", "--appendonly", "no"),
 }
-INSTALL_HINT = "install it with `sudo apt-get install -y redis-server` (Debian/Ubuntu) or put it on PATH"
-
-
-def find_redis_server() -> str:
-    """The redis-server binary: $REDIS_SERVER if set (to test another build), else from PATH."""
-    chosen = os.environ.get("REDIS_SERVER")
-    if chosen:
-        if not os.access(chosen, os.X_OK):
-            raise SetupError(f"REDIS_SERVER={chosen} is not an executable file: fix the path or unset it")
-        return chosen
-    found = shutil.which("redis-server") or next(
-        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.access(p, os.X_OK)), None
-    )
-    if found is None:
-        raise SetupError(f"redis-server was not found: {INSTALL_HINT}")
-    return found
 
 
 def free_port() -> int:
@@ -85,10 +74,14 @@ class LocalRedis:
     # Where it listens and clients connect; a subclass may listen elsewhere (harness/providers/netns.py).
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path, config: RedisConfig | None = None, *, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, config: RedisConfig | None = None, *, port: int | None = None, binary: str | None = None
+    ) -> None:
         self.workdir = Path(workdir).resolve()  # redis-server changes into --dir before opening its log
         self.config = config or RedisConfig()
         self.port = port or free_port()
+        # Another redis-server-compatible binary (Valkey, a build of one's own); None: find_redis_server().
+        self.binary = binary
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -118,7 +111,8 @@ class LocalRedis:
 
     def _command(self) -> list[str]:
         cfg = self.config
-        cmd = [find_redis_server(), "--bind", *self.bind_addresses(), "--dir", str(self.workdir), "--daemonize", "no"]
+        binary = self.binary or find_redis_server()
+        cmd = [binary, "--bind", *self.bind_addresses(), "--dir", str(self.workdir), "--daemonize", "no"]
         cmd += ["--logfile", str(self.workdir / "redis.log"), *PERSISTENCE_ARGS[cfg.persistence]]
         if cfg.tls:
             cmd += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
@@ -136,6 +130,7 @@ class LocalRedis:
     def start(self) -> None:
         if self.process is not None and self.process.poll() is None:
             return
+        inspect(self.binary or find_redis_server())  # too old for taskq, or no server at all: say so now
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Start-up errors (a bad directive) go to stderr before the log file opens.
         with (self.workdir / "redis.stderr").open("ab") as stderr:
@@ -199,9 +194,12 @@ class LocalRedis:
             self.kill()
 
     def describe(self) -> dict[str, str]:
-        version = subprocess.run([find_redis_server(), "--version"], capture_output=True, text=True, check=False)
+        binary = self.binary or find_redis_server()
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
         return {
             "provider": "local",
+            "topology": "single",
+            **inspect(binary).facts(),
             "redis_version": version.stdout.strip(),
             "persistence": self.config.persistence,
             "tls": str(self.config.tls is not None),

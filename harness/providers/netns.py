@@ -62,8 +62,10 @@ class NetnsRedis(LocalRedis):
 
     partial_cuts = True
 
-    def __init__(self, workdir: Path, config: RedisConfig | None = None, *, port: int | None = None) -> None:
-        super().__init__(workdir, config, port=port)
+    def __init__(
+        self, workdir: Path, config: RedisConfig | None = None, *, port: int | None = None, binary: str | None = None
+    ) -> None:
+        super().__init__(workdir, config, port=port, binary=binary)
         tag = f"{random.randrange(16**8):08x}"
         self.namespace = f"taskq-{tag}"
         self.host_if, self.ns_if = f"tqh{tag}", f"tqn{tag}"

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.checkers.base import validity_label
-from harness.report.markdown import LATENCY_COLUMNS, PLOT_CAPTIONS, figure_summary, overall_line
+from harness.report.explain import Trail
+from harness.report.markdown import LATENCY_COLUMNS, MAX_ANOMALY_LINES, PLOT_CAPTIONS, figure_summary, overall_line
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
@@ -57,7 +58,31 @@ def page(title: str, body: str) -> str:
     )
 
 
-def write_html(folder: Path, verdict: dict[str, Any], plots: Sequence[str] = (), problem: str | None = None) -> None:
+def anomalies_html(verdict: dict[str, Any], trail: Trail | None) -> str:
+    """The first anomaly examples, each with the `harness explain` command of its tasks, linked to their story."""
+    rows = []
+    for checker in verdict.get("checkers", []):
+        for anomaly in checker.get("anomalies") or ():
+            links = trail.links(anomaly) if trail is not None else []
+            stories = "<br>".join(
+                f'<a href="{escape(story)}"><code>{escape(cmd)}</code></a>' for _, cmd, story in links
+            )
+            example = ", ".join(f"{k}={v}" for k, v in anomaly.items() if k != "kind")
+            rows.append((checker["name"], anomaly.get("kind", ""), example, stories or "-"))
+    if not rows:
+        return ""
+    return "<h2>Anomalies (first examples)</h2>" + table(
+        ("checker", "kind", "example", "the task's story"), rows[:MAX_ANOMALY_LINES], raw_columns=frozenset({3})
+    )
+
+
+def write_html(
+    folder: Path,
+    verdict: dict[str, Any],
+    plots: Sequence[str] = (),
+    problem: str | None = None,
+    trail: Trail | None = None,
+) -> None:
     title = f"{verdict['scenario']} (seed {verdict['seed']}) on {verdict['queue']}"
     redis = verdict.get("redis", {})
     facts = [
@@ -69,6 +94,12 @@ def write_html(folder: Path, verdict: dict[str, Any], plots: Sequence[str] = (),
         ("consumer restarts", verdict.get("restarts", 0)),
         ("replay", verdict.get("replay", "")),
     ]  # fmt: skip
+    timeline = (
+        f'<p><a href="{escape(trail.timeline)}">timeline.html</a>: every operation of every process, '
+        "fault windows and anomalous tasks marked.</p>"
+        if trail is not None and trail.timeline
+        else ""
+    )
     checkers = [
         (
             c["name"],
@@ -81,6 +112,7 @@ def write_html(folder: Path, verdict: dict[str, Any], plots: Sequence[str] = (),
     parts = [
         f"<h1>{escape(title)}: {verdict_badge(verdict['valid'])}</h1>",
         table(("fact", "value"), facts),
+        timeline,
         "<h2>Checkers</h2>"
         + (
             table(("checker", "verdict", "figures"), checkers, raw_columns=frozenset({1}))
@@ -106,4 +138,5 @@ def write_html(folder: Path, verdict: dict[str, Any], plots: Sequence[str] = (),
         parts.append(table(("role", "processes", "CPU s", "CPU µs per completed task"), rows))
     if plots or problem:
         parts.append("<h2>Plots</h2>" + figures_html(plots) + (f"<p>{escape(problem)}</p>" if problem else ""))
+    parts.append(anomalies_html(verdict, trail))
     (folder / "report.html").write_text(page(title, "\n".join(parts)))

@@ -42,7 +42,7 @@ def task_times(history: Iterable[Op]) -> TaskTimes:
                 due.setdefault(tid, due_ns)
         elif f == "deliver":
             for record in done["value"]["tasks"]:
-                started.setdefault(record[-1] if len(record) > 4 else record[0], done["time_ns"])
+                started.setdefault(record[4] if len(record) > 4 else record[0], done["time_ns"])
         elif f == "complete" and invoke["type"] == INVOKE:
             refused = set(done["value"].get("refused", ()))
             for tid in invoke["value"]["tasks"]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checkers.base import validity_label
+from harness.report.explain import Trail
 
 # The figures worth a column in the summary table, per checker.
 KEY_FIGURES = {
@@ -50,7 +51,10 @@ PLOT_CAPTIONS = {
     "latency.png": "Enqueue-to-start latency over time, by due time (fault windows shaded)",
     "percentiles.png": "Latency percentile spectrum: enqueue to start, enqueue to complete, start to complete",
     "depth.png": "Queue depth over time: ready, pending, delayed",
+    "unseen.png": "Unseen tasks over time: enqueued ok, not yet completed (ready, held by a consumer, delayed)",
+    "lag.png": "Realtime lag per consumer: how far behind the newest enqueue each read was",
 }
+MAX_ANOMALY_LINES = 30
 
 
 def latency_table(latency_ms: dict[str, dict[str, Any]]) -> list[str]:
@@ -78,7 +82,13 @@ def cost_table(agents: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_report(folder: Path, verdict: dict[str, Any], plots: Sequence[str] = (), problem: str | None = None) -> None:
+def write_report(
+    folder: Path,
+    verdict: dict[str, Any],
+    plots: Sequence[str] = (),
+    problem: str | None = None,
+    trail: Trail | None = None,
+) -> None:
     lines = [
         f"# {verdict['scenario']} (seed {verdict['seed']}) on {verdict['queue']}: {validity_label(verdict['valid'])}",
         "",
@@ -88,6 +98,7 @@ def write_report(folder: Path, verdict: dict[str, Any], plots: Sequence[str] = (
         f"- faults applied: {verdict['faults']['applied']} of {verdict['faults']['planned']} planned; "
         f"consumer restarts: {verdict['restarts']}",
         f"- replay: `{verdict['replay']}`",
+        *([f"- timeline of every operation: [{trail.timeline}]({trail.timeline})"] if trail and trail.timeline else []),
         "",
         "| checker | verdict | figures |",
         "|---|---|---|",
@@ -114,5 +125,17 @@ def write_report(folder: Path, verdict: dict[str, Any], plots: Sequence[str] = (
     anomalies = [(r["name"], a) for r in verdict["checkers"] for a in r["anomalies"]]
     if anomalies:
         lines += ["", "## Anomalies (first examples)", ""]
-        lines += [f"- {name}: {example}" for name, example in anomalies[:30]]
+        if trail is not None:
+            lines += ["Each task's story (enqueue, deliveries, faults on its holders, answers, final state) is "
+                      "beside this report and told again by the `harness explain` command named.", ""]  # fmt: skip
+        lines += [
+            f"- {name}: {example}{_story_links(example, trail)}" for name, example in anomalies[:MAX_ANOMALY_LINES]
+        ]
     (folder / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def _story_links(anomaly: dict[str, Any], trail: Trail | None) -> str:
+    if trail is None:
+        return ""
+    links = [f"[`{cmd}`]({story})" for _, cmd, story in trail.links(anomaly)]
+    return f" (story: {', '.join(links)})" if links else ""

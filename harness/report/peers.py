@@ -43,8 +43,17 @@ def markdown_table(bench: PeersBench) -> str:
     summary: dict[str, Any] = bench.as_dict()["summary"]
     cases = [f"{body} W={w}" for body in bench.settings.bodies for w in bench.settings.workers]
     rate = min(bench.settings.latency_rates) if bench.settings.latency_rates else 0
-    header = ["queue", "enqueue/s", *(f"{c} (tasks/s)" for c in cases), f"{MAIN_CASE} vs taskq", f"{MAIN_CASE} vs raw",
-              "worker CPU µs/task", "redis CPU µs/task", f"start p50/p99/p99.9 ms at {rate:g}/s", "sustains (tasks/s)"]
+    header = [
+        "queue",
+        "enqueue/s",
+        *(f"{c} (tasks/s)" for c in cases),
+        f"{MAIN_CASE} vs taskq",
+        f"{MAIN_CASE} vs raw",
+        "worker CPU µs/task",
+        "redis CPU µs/task",
+        f"start p50/p99/p99.9 ms at {rate:g}/s",
+        "sustains (tasks/s)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for queue, by_case in summary.items():
         main = by_case.get(MAIN_CASE, {})

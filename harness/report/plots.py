@@ -7,6 +7,8 @@ run's report and the overlays of `harness compare`:
     latency.png       enqueue-to-start p50/p99/max per bin over time (log scale), faults shaded
     percentiles.png   the latency percentile spectrum, p50 .. p99.99, from HDR histograms
     depth.png         ready, pending and delayed tasks over time, faults shaded
+    unseen.png        tasks enqueued ok and not yet completed: ready, held, delayed (stacked)
+    lag.png           realtime lag per consumer: how far behind the newest enqueue its reads were
 
 and for benchmarks the throughput-latency curve and the scaling curve.
 """
@@ -23,6 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from harness.report.progress import UNSEEN_STATES, Lag, Unseen
 from harness.report.series import FaultWindow, RunSeries
 
 SIZE_IN = (9.0, 4.2)
@@ -34,7 +37,10 @@ LATENCY_NAMES = {
     "enqueue_to_complete": "enqueue to complete",
     "start_to_complete": "start to complete",
 }
-RUN_PLOTS = ("throughput.png", "latency.png", "percentiles.png", "depth.png")
+RUN_PLOTS = ("throughput.png", "latency.png", "percentiles.png", "depth.png", "unseen.png", "lag.png")
+UNSEEN_COLORS = {"ready": "#1f77b4", "held": "#ff7f0e", "delayed": "#9467bd"}
+UNSEEN_LABELS = {"ready": "ready (not delivered yet)", "held": "held (delivered, not settled)",
+                 "delayed": "delayed (failed, retry due)"}  # fmt: skip
 
 
 def _figure() -> tuple[Figure, Axes]:
@@ -162,14 +168,56 @@ def plot_depth(runs: Sequence[RunSeries], path: Path, title: str) -> str:
     return _save(figure, path)
 
 
-def write_run_plots(folder: Path, series: RunSeries, histograms: dict[str, HdrHistogram], title: str) -> list[str]:
-    """The four plots of one run, into its folder; returns their file names."""
-    return [
+def plot_unseen(unseen: Unseen, series: RunSeries, path: Path, title: str) -> str:
+    """Stacked: tasks enqueued ok and not yet completed, by where they were."""
+    figure, ax = _figure()
+    labels = [UNSEEN_LABELS[state] for state in UNSEEN_STATES]
+    ax.stackplot(unseen.t_s, *(unseen.counts[state] for state in UNSEEN_STATES), labels=labels,
+                 colors=[UNSEEN_COLORS[state] for state in UNSEEN_STATES], alpha=0.8, lw=0)  # fmt: skip
+    _shade_faults(ax, series.faults)
+    _mark_phases(ax, series.phases_s)
+    ax.set_ylim(bottom=0)
+    _finish(ax, title, "seconds since load start", "unseen tasks (enqueued, not completed)")
+    return _save(figure, path)
+
+
+def plot_lag(lag: Lag, series: RunSeries, path: Path, title: str) -> str:
+    """Realtime lag of each read, one line per consumer slot (Jepsen's kafka realtime-lag plot)."""
+    figure, ax = _figure()
+    for slot in sorted(lag.t_s, key=_slot_order):
+        ax.plot(lag.t_s[slot], lag.lag_s[slot], lw=0.8, marker=".", ms=2.5, label=slot)
+    _shade_faults(ax, series.faults)
+    _mark_phases(ax, series.phases_s)
+    ax.set_xlim(left=0)  # the same origin as the other plots: the load phase's start
+    ax.set_ylim(bottom=0)
+    _finish(ax, title, "seconds since load start (read invoked)", "lag (s)")
+    return _save(figure, path)
+
+
+def _slot_order(slot: str) -> tuple[str, int]:
+    name, _, number = slot.rpartition("-")
+    return (name, int(number)) if number.isdigit() else (slot, 0)
+
+
+def write_run_plots(
+    folder: Path,
+    series: RunSeries,
+    histograms: dict[str, HdrHistogram],
+    title: str,
+    progress: tuple[Unseen, Lag] | None = None,
+) -> list[str]:
+    """The plots of one run, into its folder; returns their file names."""
+    drawn = [
         plot_throughput([series], folder / "throughput.png", f"throughput: {title}"),
         plot_latency([series], folder / "latency.png", f"enqueue-to-start latency over time: {title}"),
         plot_percentiles({title: histograms}, folder / "percentiles.png", f"latency percentiles: {title}"),
         plot_depth([series], folder / "depth.png", f"queue depth: {title}"),
     ]
+    if progress is not None:
+        unseen, lag = progress
+        drawn.append(plot_unseen(unseen, series, folder / "unseen.png", f"unseen tasks: {title}"))
+        drawn.append(plot_lag(lag, series, folder / "lag.png", f"realtime lag per consumer: {title}"))
+    return drawn
 
 
 @dataclass(frozen=True, slots=True)

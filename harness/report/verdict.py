@@ -10,7 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from harness.adapters.promises import Promises
+from harness.adapters import adapter_factory
+from harness.adapters.promises import DEFAULT_READ_WINDOW_S, Promises, promises_of
 from harness.agents.stats import merged_histograms, read_stats
 from harness.checkers import check_history
 from harness.checkers.base import CheckContext, compose
@@ -52,8 +53,10 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
         pending_timeout_s=scenario.queue.pending_timeout_s,
         delivery_cap=scenario.queue.delivery_cap,
         hosted=bool(facts.get("hosted")),
-        promises=Promises(**facts["promises"]) if facts.get("promises") else Promises(),
+        # Runs record what their queue promised; for a folder of an older harness, ask its adapter.
+        promises=Promises(**facts["promises"]) if facts.get("promises") else queue_promises(plan.queue),
         client_timeout_s=float(facts.get("client_timeout_s", 5.0)),
+        hosted_read_window_ms=float(facts.get("read_window_s", DEFAULT_READ_WINDOW_S)) * 1000,
     )
     results = check_history(history, context)
     phases = facts.get("phases_ns", {})
@@ -92,6 +95,14 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
     verdict["plots"] = write_artifacts(folder, verdict, history, histograms, times)
     (folder / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str))
     return verdict
+
+
+def queue_promises(spec: str) -> Promises:
+    """What the run's queue promises, from its adapter; taskq's when the adapter cannot be loaded now."""
+    try:
+        return promises_of(adapter_factory(spec)())
+    except Exception:  # an adapter that cannot be built here is judged as taskq is, as before promises existed
+        return Promises()
 
 
 def agent_costs(folder: Path, completed: int, redis_cpu_s: float | None = None) -> dict[str, Any]:

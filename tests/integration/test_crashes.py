@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -10,7 +11,14 @@ from pathlib import Path
 from harness.providers.local import LocalRedis
 from taskq import Outcome, Task, TaskQueue, Worker, WorkerSettings
 from tests.conftest import QueueFactory
-from tests.integration.workers import RunningWorker, eventually, start_worker, stop_worker, wait_for_file
+from tests.integration.workers import (
+    RunningWorker,
+    eventually,
+    poll_until,
+    start_worker,
+    stop_worker,
+    wait_for_file,
+)
 
 
 async def test_sigkilled_worker_task_is_reclaimed_by_another_worker(
@@ -61,22 +69,36 @@ async def test_paused_worker_late_ack_is_refused(
     await queue.connect()
     task_id = await queue.add_task("sleep", {"seconds": 0.3, "marker": str(tmp_path)})
     paused = start_worker(redis_server.url, queue.keys.name, consumer="paused", pending_timeout=1.0)
+    report = ""
     try:
         await wait_for_file(tmp_path / f"{task_id}.started")
         os.kill(paused.pid, signal.SIGSTOP)
-        await asyncio.sleep(1.3)  # the lease runs out while the worker is stopped
-        [taken] = await queue.reclaim("rescuer")
+        # The lease runs out while the worker is stopped: reclaim takes the task as soon as it may.
+        [taken] = await poll_until(lambda: queue.reclaim("rescuer"), timeout_s=10, what="the paused lease expired")
         os.kill(paused.pid, signal.SIGCONT)
-        await wait_for_file(tmp_path / f"{task_id}.done")
-        for _ in range(6):  # the paused worker now tries to ack; keep our lease meanwhile
-            assert await queue.renew("rescuer", [taken.receipt]) == [Outcome.DONE]
-            await asyncio.sleep(0.25)
+
+        async def keep_our_lease() -> None:
+            while True:
+                assert await queue.renew("rescuer", [taken.receipt]) == [Outcome.DONE]
+                await asyncio.sleep(0.25)
+
+        keeper = asyncio.create_task(keep_our_lease())
+        try:
+            await wait_for_file(tmp_path / f"{task_id}.done")
+            # A graceful stop settles what the worker finished (its late ack) before it exits.
+            report = await asyncio.to_thread(stop_worker, paused)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper  # a renewal refused on the way fails the test here
+        assert paused.returncode == 0, report
         [pending] = await queue.redis.xpending_range(queue.keys.stream(2), "taskq", "-", "+", 10)
         assert (pending["consumer"], pending["times_delivered"]) == (b"rescuer", 2)
         assert (await queue.get_queue_stats())["tasks_completed"] == 0
         assert await queue.ack([taken.receipt]) == [Outcome.DONE]
     finally:
-        report = stop_worker(paused)
+        if paused.poll() is None:
+            report = stop_worker(paused)
     assert "lease_lost" in report
 
 
@@ -94,10 +116,13 @@ async def test_long_task_with_lease_renewal_is_not_stolen(make_queue: QueueFacto
     stolen = []
     async with RunningWorker(Worker(queue, {"long": long_task}, WorkerSettings(concurrency=1))):
         await asyncio.wait_for(started.wait(), 5)
-        for _ in range(12):
-            stolen += await thief.reclaim("thief")
-            await asyncio.sleep(0.1)
-        await eventually(lambda: _completed(queue, 1))
+
+        async def completed_while_a_thief_tries() -> bool:
+            stolen.extend(await thief.reclaim("thief"))
+            return await _completed(queue, 1)
+
+        # The task runs four visibility timeouts; the thief tries all along, until it completes.
+        await eventually(completed_while_a_thief_tries, timeout_s=10, what="the long task completed")
     assert stolen == []
     assert (await queue.get_queue_stats())["tasks_recovered"] == 0
 

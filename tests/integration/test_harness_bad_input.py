@@ -88,6 +88,8 @@ def test_bad_scenario_file(tmp_path: Path) -> None:
     assert_one_line_error(harness("run", str(bad), "--out", str(tmp_path / "out")), "bad.toml", "consumer-7")
     bad.write_text('name = "bad"\n[workload]\nfailure_probability = 2\n')
     assert_one_line_error(harness("run", str(bad), "--out", str(tmp_path / "out")), "failure_probability")
+    bad.write_text('name = "bad"\n[run]\nduration_s = "ten"\n')  # once a TypeError traceback and exit 1
+    assert_one_line_error(harness("run", str(bad), "--out", str(tmp_path / "out")), "duration_s", "expected a number")
     bad.write_text("name = [")
     assert_one_line_error(harness("run", str(bad), "--out", str(tmp_path / "out")), "not valid TOML")
     assert not (tmp_path / "out").exists()

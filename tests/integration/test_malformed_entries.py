@@ -83,7 +83,11 @@ async def test_batch_of_only_bad_entries_returns_nothing_then_reads_on(queue: Ta
 
 async def test_blocking_read_buries_bad_entries_that_arrive_while_waiting(queue: TaskQueue) -> None:
     async def write_later() -> None:
-        await asyncio.sleep(0.1)
+        async def reader_blocked() -> bool:
+            clients = await queue.redis.client_list()
+            return any(c["cmd"] == "xreadgroup" and "b" in c["flags"] for c in clients)
+
+        await eventually(reader_blocked, timeout_s=5, what="the read blocked in XREADGROUP")
         await queue.redis.xadd(queue.keys.stream(2), {"event": "click"})
 
     writer = asyncio.create_task(write_later())

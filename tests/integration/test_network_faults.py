@@ -26,6 +26,7 @@ from harness.providers.local import LocalRedis
 from harness.providers.netns import NetnsRedis, partition_unavailable
 from harness.proxy import HEALTHY
 from harness.scenario import load_scenario
+from tests.integration.workers import eventually
 
 
 def plan_for(scenario: str, redis_spec: str = "local") -> Plan:
@@ -93,8 +94,12 @@ async def test_a_proxy_fault_hits_its_target_only_and_heals(
     hit, spared = ("consumer", "producer") if target == "consumers" else ("producer", "consumer")
     try:
         task = asyncio.create_task(strike(redis_server, routes, kind, target, tmp_path, duration_s=0.5))
-        await asyncio.sleep(0.1)
-        assert routes.proxy.faults(hit) == PROXY_FAULTS[kind]
+        proxy = routes.proxy
+
+        async def in_effect() -> bool:
+            return bool(proxy.faults(hit) == PROXY_FAULTS[kind])
+
+        await eventually(in_effect, timeout_s=5, what=f"{kind} applied to the {hit}s")
         assert routes.proxy.faults(spared) == HEALTHY
         ops = await task
         assert [op["type"] for op in ops] == ["invoke", "ok"]
@@ -158,11 +163,18 @@ def test_a_namespaced_server_listens_on_its_own_addresses_only(namespaced: Netns
 @pytest.mark.root
 async def test_a_partition_cuts_the_target_off_and_heals(namespaced: NetnsRedis, tmp_path: Path) -> None:
     routes = open_routes(plan_for("partition_consumers"), namespaced)
-    task = asyncio.create_task(strike(namespaced, routes, "partition", "consumers", tmp_path, duration_s=1.5))
-    await asyncio.sleep(0.3)
+    task = asyncio.create_task(strike(namespaced, routes, "partition", "consumers", tmp_path, duration_s=2.0))
     cut = (redis.exceptions.TimeoutError, redis.exceptions.ConnectionError)
-    with client(routes.urls["consumer"], timeout_s=0.5) as consumer, pytest.raises(cut):
-        await asyncio.to_thread(consumer.ping)
+
+    async def consumers_cut_off() -> bool:
+        try:
+            with client(routes.urls["consumer"], timeout_s=0.3) as consumer:
+                await asyncio.to_thread(consumer.ping)
+        except cut:
+            return True
+        return False
+
+    await eventually(consumers_cut_off, timeout_s=1.5, what="the consumers' route cut")
     for url in (routes.urls["producer"], namespaced.url):  # producers and the runner's own are not cut
         with client(url) as other:
             assert await asyncio.to_thread(other.ping)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from harness.adapters import QueueOptions, RawAdapter, TaskSpec, adapter_factory
 from harness.providers import LocalRedis
+from tests.integration.workers import poll_until
 
 
 def spec(tid: str, prio: int = 2, max_retries: int = 1) -> TaskSpec:
@@ -60,12 +59,8 @@ async def test_expired_leases_are_reclaimed(redis_server: LocalRedis, queue_name
     try:
         await adapter.enqueue([spec("x")])
         assert [d.tid for d in await adapter.consume("dead-worker", 1)] == ["x"]
-        await asyncio.sleep(0.1)  # past the visibility timeout; the reclaim cadence is a quarter of it
-        found = []
-        for _ in range(20):
-            found = await adapter.consume("live-worker", 1)
-            if found:
-                break
+        # Taken again once past the visibility timeout (the reclaim cadence is a quarter of it).
+        found = await poll_until(lambda: adapter.consume("live-worker", 1), timeout_s=5, what="the lease reclaimed")
         assert [(d.tid, d.deliveries) for d in found] == [("x", 2)]
     finally:
         await adapter.close()

@@ -27,6 +27,7 @@ from harness.providers.local import LocalRedis, RedisConfig
 from harness.scenario import load_scenario
 from taskq import RedisUnavailable, Task, TaskQueue
 from tests.conftest import start_redis
+from tests.integration.workers import eventually
 
 DEBUG_OK = ("--enable-debug-command", "local")
 
@@ -96,6 +97,11 @@ def assert_journaled(ops: list[Op], kind: str) -> dict[str, Any]:
     return value
 
 
+async def blocked_clients(server: LocalRedis, at_least: int) -> bool:
+    with sync_client(server) as probe:
+        return int(probe.info("clients")["blocked_clients"]) >= at_least
+
+
 async def until_answers(queue: TaskQueue, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -159,9 +165,15 @@ async def test_pause_freezes_the_server_and_resumes_it(server_with: Any, tmp_pat
     server = server_with()
     with sync_client(server, timeout_s=0.2) as client:
         task = asyncio.create_task(strike(server, "redis-pause", tmp_path, duration_s=1.0))
-        await asyncio.sleep(0.3)
-        with pytest.raises(redis.exceptions.TimeoutError):
-            await asyncio.to_thread(client.ping)
+
+        async def ping_times_out() -> bool:
+            try:
+                await asyncio.to_thread(client.ping)
+            except redis.exceptions.TimeoutError:
+                return True
+            return False
+
+        await eventually(ping_times_out, timeout_s=5, what="the paused server stopped answering")
         assert_journaled(await task, "redis-pause")
     with sync_client(server) as client:
         assert client.ping()
@@ -184,7 +196,7 @@ async def test_client_kill_cuts_connections_in_flight(server_with: Any, tmp_path
     with sync_client(server, timeout_s=5) as client:
         client.ping()
         blocked = asyncio.create_task(asyncio.to_thread(client.blpop, ["never-filled"], 3))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: blocked_clients(server, 1), timeout_s=5, what="the BLPOP is blocked in the server")
         ops = await strike(server, "client-kill", tmp_path, duration_s=0.2)
         with pytest.raises(redis.exceptions.ConnectionError):
             await blocked

@@ -66,3 +66,38 @@ def test_compare_reads_two_runs(runs: list[Path], tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "enqueue-to-start p99" in done.stdout
     assert {"compare.md", "compare.html", "percentiles.png"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_a_valid_run_has_a_timeline_and_any_task_can_be_explained(runs: list[Path]) -> None:
+    folder = runs[0]
+    verdict = json.loads((folder / "verdict.json").read_text())
+    assert verdict["trail"] == {"timeline": "timeline.html", "stories": {}}  # nothing anomalous: no story written
+    assert "enqueue" in (folder / "timeline.html").read_text()
+    tid = next(op["value"]["tasks"][0][0] for op in read_history(folder) if op["f"] == "enqueue")
+    done = harness("explain", str(folder), tid)
+    assert done.returncode == 0, done.stderr
+    assert "enqueue" in done.stdout and "complete: accepted" in done.stdout
+    assert "final state: gone from the queue" in done.stdout and "anomalies naming it: none" in done.stdout
+
+
+def test_an_invalid_run_links_every_anomaly_to_its_tasks_story(tmp_path: Path) -> None:
+    done = harness("run", "steady", "--duration", "1", "--rate", "200", "--seed", "3", "--drain-timeout", "3",
+                   "--queue", "taskq-mutant:no-delete", "--out", str(tmp_path))  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    [folder] = tmp_path.iterdir()
+    verdict = json.loads((folder / "verdict.json").read_text())
+    stories = verdict["trail"]["stories"]
+    leaks = next(c for c in verdict["checkers"] if c["name"] == "leaks")
+    named = [a["tid"] for a in leaks["anomalies"]]
+    assert named and set(named) <= set(stories)
+    report, page = (folder / "report.md").read_text(), (folder / "report.html").read_text()
+    for tid in named:
+        assert f"[`harness explain {folder} {tid}`](explain/{tid}.txt)" in report
+        assert f'href="explain/{tid}.txt"' in page
+        told = harness("explain", str(folder), tid)
+        assert told.returncode == 0 and told.stdout == (folder / stories[tid]).read_text()
+        assert "final state: acked but its entry never deleted" in told.stdout
+        assert "leaks: acked_not_deleted" in told.stdout
+    assert 'href="timeline.html"' in page and f'id="task-{named[0]}"' in (folder / "timeline.html").read_text()
+    unknown = harness("explain", str(folder), "no-such-task")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("harness: task 'no-such-task' is not in the history")

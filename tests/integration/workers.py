@@ -9,10 +9,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from taskq import RedisUnavailable, Task, TaskQueue, Worker
 
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def start_worker(
@@ -72,6 +74,18 @@ async def eventually(predicate: Callable[[], Awaitable[bool]], timeout_s: float 
         if time.monotonic() > deadline:
             raise TimeoutError(f"not true within {timeout_s}s: {what or predicate}")
         await asyncio.sleep(0.02)
+
+
+async def poll_until(
+    fetch: Callable[[], Awaitable[T]], timeout_s: float = 10.0, what: str = "", every_s: float = 0.02
+) -> T:
+    """Call `fetch` until it returns something truthy, and return that; fail after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while not (found := await fetch()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing within {timeout_s}s: {what or fetch}")
+        await asyncio.sleep(every_s)
+    return found
 
 
 async def add_retrying(queue: TaskQueue, tasks: list[Task]) -> None:

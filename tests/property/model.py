@@ -104,7 +104,7 @@ class QueueModel:
         named = []
         for prio, failures in tasks:
             self.serial += 1
-            named.append((f"t{self.serial}", prio, failures))
+            named.append((f"p{producer}-{self.serial}", prio, failures))  # numbered in send order, as producers do
         self._enqueue_named(f"producer-{producer}.0", named, max_retries=max_retries, outcome=outcome)
 
     def _enqueue_named(
@@ -146,7 +146,8 @@ class QueueModel:
         task = self.tasks[tid]
         task.deliveries += 1
         self.delivered_ns[tid] = self.h.now_ns
-        return [tid, task.prio, task.attempt, task.deliveries]
+        # The payload tid, budget, payload digest and error count of harness.history (a retry keeps them).
+        return [tid, task.prio, task.attempt, task.deliveries, tid, task.max_retries, f"d-{tid}", task.attempt]
 
     def _read(self, slot: int, count: int) -> None:
         consumer = self.consumers[slot]

@@ -141,6 +141,69 @@ def leave_an_acked_entry(model: QueueModel) -> dict[str, Any]:
     return {"acked_not_deleted": ["anchor"]}
 
 
+def _deliveries_of(model: QueueModel, tid: str, attempt: int) -> list[list[Any]]:
+    return [
+        entry
+        for op in model.h.ops
+        if op["f"] == "deliver" and op["type"] == "ok"
+        for entry in op["value"]["tasks"]
+        if entry[0] == tid and entry[2] == attempt
+    ]
+
+
+def accept_a_late_ack(model: QueueModel) -> dict[str, Any]:
+    h = model.h
+    h.enqueue("producer-9.0", ["late"], prio=1)
+    h.deliver("consumer-8#0", [("late", 1, 0, 1)])
+    h.advance(ms=LEASE_MS + 1)
+    h.deliver("consumer-9#0", [("late", 1, 0, 2)])
+    h.complete("consumer-9#0", ["late"])
+    h.complete("consumer-8#0", ["late"])  # accepted, though the lease had moved on
+    return {}
+
+
+def hand_over_a_fresh_lease(model: QueueModel) -> dict[str, Any]:
+    h = model.h
+    h.enqueue("producer-9.0", ["grabbed"], prio=1)
+    h.deliver("consumer-8#0", [("grabbed", 1, 0, 1)])
+    h.deliver("consumer-9#0", [("grabbed", 1, 0, 2)])  # at once, though consumer-8 is alive and holds it
+    h.complete("consumer-9#0", ["grabbed"])
+    h.complete("consumer-8#0", ["grabbed"], refused=["grabbed"])
+    return {}
+
+
+def retry_at_a_lower_priority(model: QueueModel) -> dict[str, Any]:
+    for entry in _deliveries_of(model, "retry-anchor", 1):
+        entry[1] = 2  # enqueued at 1
+    return {}
+
+
+def change_a_retry_payload(model: QueueModel) -> dict[str, Any]:
+    for entry in _deliveries_of(model, "retry-anchor", 1):
+        entry[6] = "changed"
+    return {}
+
+
+def run_past_the_budget(model: QueueModel) -> dict[str, Any]:
+    model.h.deliver("consumer-9#0", [("dead-anchor", 2, 2, 1, "dead-anchor", 1, "d-dead-anchor", 2)])
+    return {}
+
+
+def store_an_enqueue_twice(model: QueueModel) -> dict[str, Any]:
+    model.h.deliver("consumer-9#0", [("anchor", 1, 0, 1)])
+    model.h.complete("consumer-9#0", ["anchor"])
+    return {}
+
+
+def overtake_within_one_call(model: QueueModel) -> dict[str, Any]:
+    h = model.h
+    h.enqueue("producer-9.0", ["p9-0", "p9-1"], prio=2)
+    h.deliver("consumer-9#0", [("p9-1", 2, 0, 1)])
+    h.deliver("consumer-9#0", [("p9-0", 2, 0, 1)])
+    h.complete("consumer-9#0", ["p9-1", "p9-0"])
+    return {}
+
+
 Plant = Callable[[QueueModel], dict[str, Any]]
 
 
@@ -160,6 +223,13 @@ Plant = Callable[[QueueModel], dict[str, Any]]
         (miscount_errors, "dlq"),
         (leave_a_task_ready, "leaks"),
         (leave_an_acked_entry, "leaks"),
+        (accept_a_late_ack, "ownership"),
+        (hand_over_a_fresh_lease, "leases"),
+        (retry_at_a_lower_priority, "identity"),
+        (change_a_retry_payload, "identity"),
+        (run_past_the_budget, "budget"),
+        (store_an_enqueue_twice, "stored_twice"),
+        (overtake_within_one_call, "producer_order"),
     ],
     ids=lambda value: getattr(value, "__name__", value),
 )

@@ -33,7 +33,10 @@ def test_every_checker_passes_a_clean_run() -> None:
 
 
 def test_checker_names_and_order() -> None:
-    assert list(CHECKERS) == ["delivery", "priority", "order", "dlq", "retry", "recovery", "leaks", "vacuity"]
+    assert list(CHECKERS) == [
+        "delivery", "priority", "order", "dlq", "retry", "recovery", "leaks", "vacuity",
+        "ownership", "identity", "budget", "leases", "stored_twice", "producer_order",
+    ]  # fmt: skip
 
 
 def test_a_crashing_checker_is_unknown_never_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:

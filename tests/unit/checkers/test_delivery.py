@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.adapters.promises import Promises
 from harness.checkers import Expectations
 from harness.checkers.delivery import check_delivery
 from tests.unit.checkers.builder import HistoryBuilder, judge, run_task
@@ -314,3 +315,35 @@ def test_loss_before_the_window_is_not_excused() -> None:
     result = judge(check_delivery, h, expect=Expectations(loss_allowed_in_redis_fault_windows=True))
     assert result.figures["lost"] == 1
     assert result.valid is False
+
+
+def _retry_held_until_its_eta(h: HistoryBuilder) -> None:
+    """A hosted library's retry, read at once by two workers and run by both at its ETA, 4 s later."""
+    h.enqueue("p0", ["t1"], max_retries=1)
+    h.deliver("c0.1.0", [("t1", 2, 0, 1)])
+    h.fail("c0.1.0", [("t1", 0)], "raised")
+    h.advance(s=4)
+    h.deliver("c1.1.0", [("t1", 2, 1, 1)])
+    h.deliver("c2.1.0", [("t1", 2, 1, 1)])
+    h.complete("c1.1.0", ["t1"])
+    h.complete("c2.1.0", ["t1"])
+    h.final()
+
+
+def test_hosted_visibility_timeout_counts_from_when_the_task_became_readable() -> None:
+    """The handler starts at the ETA; the library read the retry right after the failed attempt, so
+    its own visibility timeout (1 s) passed long before the second start."""
+    h = HistoryBuilder()
+    _retry_held_until_its_eta(h)
+    promises = Promises(renews_lease=False, visibility_timeout_s=1.0)
+    result = judge(check_delivery, h, hosted=True, promises=promises)
+    assert (result.valid, result.figures["duplicated_explained"]) == (True, 1)
+    assert result.anomalies[0]["reasons"] == ["visibility timeout passed"]
+
+
+def test_hosted_repeat_within_the_visibility_timeout_is_unexplained() -> None:
+    h = HistoryBuilder()
+    _retry_held_until_its_eta(h)
+    for promises in (Promises(renews_lease=False, visibility_timeout_s=10.0), Promises(renews_lease=True)):
+        result = judge(check_delivery, h, hosted=True, promises=promises)
+        assert (result.valid, result.figures["duplicated_unexplained"]) == (False, 1)

@@ -68,6 +68,27 @@ def test_wrong_stored_attempts_is_caught() -> None:
     assert judge(check_dlq, h).figures["wrong_error_count"] == 1
 
 
+def test_unrecorded_attempts_and_errors_are_not_a_mismatch() -> None:
+    """A library that keeps only the last error stores -1 (a hosted peer): nothing to compare."""
+    h = HistoryBuilder()
+    fail_to_death(h, "t1")
+    h.final(dead=[("t1", EXHAUSTED, -1, -1)])
+    assert judge(check_dlq, h).valid is True
+
+
+def test_unrecorded_errors_still_judge_the_attempts_and_the_budget() -> None:
+    h = HistoryBuilder()
+    fail_to_death(h, "t1")
+    h.final(dead=[("t1", EXHAUSTED, 1, -1)])
+    assert judge(check_dlq, h).figures["wrong_error_count"] == 1
+    early = HistoryBuilder()
+    early.enqueue("p0", ["t1"], max_retries=2)
+    early.deliver("c0", [("t1", 2, 0, 1)])
+    early.fail("c0", [("t1", 0)], "dead")
+    early.final(dead=[("t1", EXHAUSTED, -1, -1)])
+    assert judge(check_dlq, early).figures["wrong_error_count"] == 1
+
+
 def test_dead_too_early_is_caught() -> None:
     h = HistoryBuilder()
     h.enqueue("p0", ["t1"], max_retries=2)
@@ -146,6 +167,22 @@ def test_a_capped_task_whose_holders_a_fault_hit_is_not_innocent() -> None:
         h.kill(f"c{n}", held=["t1"] if n == 2 else [])
     h.final(dead=[("t1", "delivery cap: 3", 0, 0)])
     assert judge(check_dlq, h, delivery_cap=3).valid is True
+
+
+def test_a_capped_task_that_outlived_its_lease_under_live_holders_is_not_innocent() -> None:
+    """Soak seed 830952873 (long_tasks on the harness's own consumer, which does not renew): each holder
+    finished the task after its lease ran out and had its ack refused, five times."""
+    h = HistoryBuilder()
+    h.enqueue("p0", ["long"])
+    for n in range(1, 4):
+        h.deliver(f"c{n}#0", [("long", 2, 0, n)])
+        h.advance(s=1.5)
+        h.complete(f"c{n}#0", ["long"], refused=["long"])
+    h.final(dead=[("long", "delivery cap: 3", 0, 0)])
+    result = judge(check_dlq, h, delivery_cap=3)
+    assert result.valid is True
+    assert result.figures["outlived_lease_dead"] == 1
+    assert result.figures["innocent_dead"] == 0
 
 
 def test_without_final_state_the_dlq_is_unknown() -> None:

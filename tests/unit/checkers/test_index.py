@@ -197,3 +197,24 @@ def test_tasks_never_enqueued_are_listed_once() -> None:
     h.complete("c0", ["phantom"])
     index = build(h)
     assert sorted(index.never_enqueued) == ["ghost", "phantom"]
+
+
+def test_delivered_tasks_carry_budget_digest_and_errors_when_journaled() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1", "t2", "t3"])
+    h.deliver("c0", [("t1", 2, 0, 1), ("t2", 2, 0, 1, "t2"), ("x9", 2, 1, 1, "t3", 3, "ab12cd34", 1)])
+    index = build(h)
+    old, renamed_only, new = index.deliveries["t1"][0], index.deliveries["t2"][0], index.deliveries["t3"][0]
+    assert (old.max_retries, old.digest, old.errors) == (None, None, None)
+    assert (renamed_only.max_retries, renamed_only.digest, renamed_only.errors) == (None, None, None)
+    assert (new.tid, new.delivered_tid, new.max_retries, new.digest, new.errors) == ("t3", "x9", 3, "ab12cd34", 1)
+    assert index.aliases == {"x9": "t3"}
+
+
+def test_tasks_the_final_read_found_twice_are_listed() -> None:
+    h = HistoryBuilder()
+    h.final(ready=[("t1", 2), ("t1", 2), ("t2", 1)], pending=[("t3", 0, "c0")], delayed=["t3"],
+            dead=[("t4", "retries exhausted: x", 3, 4)])  # fmt: skip
+    final = build(h).final
+    assert final is not None
+    assert final.repeated == ["t1", "t3"]

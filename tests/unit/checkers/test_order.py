@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.checkers import Expectations
+from harness.checkers import CheckContext, CheckResult, Expectations, HistoryIndex
 from harness.checkers.order import check_order
-from tests.unit.checkers.builder import HistoryBuilder, judge
+from tests.unit.checkers.builder import MS, HistoryBuilder, judge
 
 
 def test_fifo_passes() -> None:
@@ -87,3 +87,56 @@ def test_not_checked_when_the_scenario_does_not_promise_fifo() -> None:
     result = judge(check_order, h, expect=Expectations(check_fifo=False))
     assert result.valid is True
     assert "not checked" in result.note
+
+
+def _hosted_start(h: HistoryBuilder, process: str, tid: str, prio: int = 1) -> None:
+    """A hosted handler's start: invoke and ok at one instant, the library's read unseen before it."""
+    at_ns = h.advance(ms=1)
+    for type_, value in (("invoke", {}), ("ok", {"tasks": [[tid, prio, 0, 1]]})):
+        h.ops.append({"index": -1, "time_ns": at_ns, "process": process, "type": type_, "f": "deliver", "value": value})
+
+
+def _order_of_hosted(h: HistoryBuilder) -> CheckResult:
+    index = HistoryIndex.build(h.history(), read_window_ns=250 * MS)
+    return check_order(index, CheckContext(hosted=True))
+
+
+def _popped_then_paused(h: HistoryBuilder, *, paused: bool) -> None:
+    h.enqueue("p0", ["a"], prio=1)
+    h.enqueue("p0", ["b"], prio=1)
+    if paused:  # c1's library popped "a", then c1 was stopped before its handler started
+        h.pause("c1#1", held=[])
+    h.advance(s=1)
+    _hosted_start(h, "c0#1.10.0", "b")
+    h.advance(s=1)
+    if paused:
+        h.resume()
+    _hosted_start(h, "c1#1.20.0", "a")
+    h.final()
+
+
+def test_a_hosted_start_after_a_pause_may_have_been_read_before_it() -> None:
+    h = HistoryBuilder()
+    _popped_then_paused(h, paused=True)
+    assert _order_of_hosted(h).figures["violations"] == 0
+
+
+def test_a_hosted_start_long_after_an_earlier_task_was_overtaken_is_caught() -> None:
+    h = HistoryBuilder()
+    _popped_then_paused(h, paused=False)
+    result = _order_of_hosted(h)
+    assert (result.valid, result.figures["violations"]) == (False, 1)
+
+
+def test_a_hosted_start_after_a_redis_stall_may_have_been_read_before_it() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["a"], prio=1)
+    h.enqueue("p0", ["b"], prio=1)
+    h.fault("client-pause", "redis", ends=False)  # c1 popped "a"; its next command waits out the stall
+    h.advance(s=1)
+    _hosted_start(h, "c0#1.10.0", "b")
+    h.advance(s=1)
+    h.end_fault()
+    _hosted_start(h, "c1#1.20.0", "a")
+    h.final()
+    assert _order_of_hosted(h).figures["violations"] == 0

@@ -4,8 +4,10 @@ from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
 
+from harness.checkers.index import HistoryIndex
 from harness.report import plots
 from harness.report.latency import latency_histograms, new_histogram
+from harness.report.progress import Lag, Unseen, load_start_ns, realtime_lag, unseen_over_time
 from harness.report.series import run_series
 from tests.unit.report.histories import steady_history
 
@@ -16,11 +18,23 @@ def _is_png(path: Path) -> bool:
     return path.read_bytes()[:8] == PNG
 
 
-def test_a_run_gets_its_four_plots(tmp_path: Path) -> None:
+def test_a_run_gets_its_plots(tmp_path: Path) -> None:
     history = steady_history()
-    names = plots.write_run_plots(tmp_path, run_series(history), latency_histograms(history), "steady seed 1")
+    index = HistoryIndex.build(history)
+    t0 = load_start_ns(index, history)
+    progress = (unseen_over_time(index, t0), realtime_lag(index, history, t0))
+    names = plots.write_run_plots(tmp_path, run_series(history), latency_histograms(history), "steady", progress)
     assert names == list(plots.RUN_PLOTS)
     assert all(_is_png(tmp_path / name) for name in names)
+    # Without a history to follow tasks in (no journal), the four plots of the series alone.
+    assert plots.write_run_plots(tmp_path, run_series(history), {}, "steady") == list(plots.RUN_PLOTS[:4])
+
+
+def test_unseen_and_lag_draw_empty_runs_too(tmp_path: Path) -> None:
+    series = run_series(steady_history(tasks=0, fault=None))
+    plots.plot_unseen(Unseen(t_s=[], counts={"ready": [], "held": [], "delayed": []}), series, tmp_path / "u.png", "")
+    plots.plot_lag(Lag(), series, tmp_path / "l.png", "")
+    assert _is_png(tmp_path / "u.png") and _is_png(tmp_path / "l.png")
 
 
 def test_overlays_of_several_runs_and_empty_inputs_still_draw(tmp_path: Path) -> None:
