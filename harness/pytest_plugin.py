@@ -29,7 +29,8 @@ import pytest
 from harness.errors import HarnessError  # the error tree only: it imports nothing else
 
 if TYPE_CHECKING:
-    from harness.kit import Chaos, ThrowawayRedis, Verdict
+    from harness.kit import Chaos, Verdict
+    from harness.providers.local import LocalRedis
 
 MARKER_HELP = (
     "chaos(scenario, seeds=[...], duration=SECONDS, **overrides): a harness chaos test; parametrized over "
@@ -152,14 +153,14 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
 
 
 @pytest.fixture
-def redis_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ThrowawayRedis]]:
+def redis_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LocalRedis]]:
     """Starts throwaway servers: `redis_server_factory(persistence="aof-always", binary=None)`; all are
     stopped after the test. Persistence: none, aof-everysec, aof-always, rdb."""
     from harness.kit import throwaway_redis  # noqa: PLC0415
 
-    started: list[ThrowawayRedis] = []
+    started: list[LocalRedis] = []
 
-    def start(*, persistence: str = "none", binary: str | None = None) -> ThrowawayRedis:
+    def start(*, persistence: str = "none", binary: str | None = None) -> LocalRedis:
         try:
             server = throwaway_redis(tmp_path_factory.mktemp("redis"), persistence=persistence, binary=binary)
         except HarnessError as exc:
@@ -175,7 +176,7 @@ def redis_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
 
 
 @pytest.fixture
-def redis_server(request: pytest.FixtureRequest, redis_server_factory: Callable[..., ThrowawayRedis]) -> ThrowawayRedis:
+def redis_server(request: pytest.FixtureRequest, redis_server_factory: Callable[..., LocalRedis]) -> LocalRedis:
     """A throwaway redis-server (`.url`, `.port`, `.kill()`, `.restart()`, `.pause()`, `.resume()`).
     Persistence by indirect parametrization: `@pytest.mark.parametrize("redis_server", ["aof-always"],
     indirect=True)`, or a dict of redis_server_factory's arguments."""

@@ -6,7 +6,7 @@ redis-servers for tests, adapter skeletons (`harness new adapter`), and the conf
 from __future__ import annotations
 
 from harness.kit.chaos import Chaos, with_overrides
-from harness.kit.servers import ThrowawayRedis, throwaway_redis
+from harness.kit.servers import throwaway_redis
 from harness.kit.verdict import CheckerVerdict, Verdict
 
-__all__ = ["Chaos", "CheckerVerdict", "ThrowawayRedis", "Verdict", "throwaway_redis", "with_overrides"]
+__all__ = ["Chaos", "CheckerVerdict", "Verdict", "throwaway_redis", "with_overrides"]

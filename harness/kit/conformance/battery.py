@@ -40,8 +40,10 @@ BATTERY = (
     RunSpec("retries_and_dlq", ("at-least-once", "retries", "dlq"), "check_retries"),
 )
 # The checker each promise is read from; an invalid checker not named here is listed with its run.
-PROMISE_CHECKERS = {"at-least-once": ("delivery", "leaks"), "ownership": ("delivery",), "priority": ("priority",),
-                    "fifo": ("order",), "retries": ("retry",), "dlq": ("dlq",)}  # fmt: skip
+PROMISE_CHECKERS = {
+    "at-least-once": ("delivery", "leaks"), "ownership": ("ownership", "delivery"), "priority": ("priority",),
+    "fifo": ("order", "producer_order"), "retries": ("retry", "budget"), "dlq": ("dlq",),
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,9 @@ def _ownership(verdict: Verdict, hosted: bool) -> Evidence:
     if hosted:
         return Evidence("ownership", None, _source(verdict), "not judged through runs: a hosted worker acks after its "
                         "handler returns, out of the harness's sight")  # fmt: skip
+    ownership = verdict.checkers.get("ownership")
+    if ownership is not None and "late_settlements" in ownership.figures:
+        return _late_settlements(verdict, ownership)
     delivery = verdict.checkers.get("delivery")
     figures = delivery.figures if delivery is not None else {}
     twice = figures.get("duplicated", figures.get("duplicated_explained", 0) + figures.get("duplicated_unexplained", 0))
@@ -151,12 +156,28 @@ def _ownership(verdict: Verdict, hosted: bool) -> Evidence:
     return Evidence("ownership", None, _source(verdict), "no task was taken over from a paused worker")
 
 
+def _late_settlements(verdict: Verdict, ownership: CheckerVerdict) -> Evidence:
+    """The ownership checker's count: acks and fails a consumer sent after its task was handed to another."""
+    late, accepted = ownership.figures.get("late_settlements", 0), ownership.figures.get("accepted", 0)
+    if accepted:
+        detail = f"{accepted} of {late} late acks or fails were taken (the task had moved on to another consumer)"
+        return Evidence("ownership", False, _source(verdict), detail, _commands(verdict, ownership))
+    if late:
+        return Evidence("ownership", True, _source(verdict), f"{late} late acks or fails, every one refused")
+    return Evidence("ownership", None, _source(verdict), "no ack or fail came late: nothing to judge")
+
+
 def _priority(verdict: Verdict, hosted: bool) -> Evidence:
     return _counted(verdict, "priority", "priority", "inversions")
 
 
 def _fifo(verdict: Verdict, hosted: bool) -> Evidence:
-    return _counted(verdict, "fifo", "order", "violations")
+    """The order checker, unless the per-producer one saw a violation it did not."""
+    found = _counted(verdict, "fifo", "order", "violations")
+    if found.held is not False and "producer_order" in verdict.checkers:
+        per_producer = _counted(verdict, "fifo", "producer_order", "violations")
+        return per_producer if per_producer.held is False else found
+    return found
 
 
 def _counted(verdict: Verdict, promise: str, name: str, figure: str) -> Evidence:
