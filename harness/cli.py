@@ -47,6 +47,9 @@ for _command in PERF_COMMANDS:  # bench, compare, gate (harness.perf_cli)
 
 def main() -> None:
     """Entry point: bad arguments are one line on stderr and exit 2, like every other error."""
+    from harness.kit.importing import current_folder_importable  # noqa: PLC0415
+
+    current_folder_importable()  # --queue mymodule:factory names a module of the folder the command runs in
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -303,3 +306,50 @@ def image_build_command(tag: str | None, binary: str | None) -> None:
     tag = tag or (VALKEY_IMAGE if server.flavour == "valkey" else DEFAULT_IMAGE)
     image_id = build_image(tag, binary=server.path)
     out.print(f"built {tag} ({image_id[:19]}); run a scenario on it with --redis container:{tag}")
+
+
+# -- your own queue: `harness new adapter` and `harness check-adapter` (harness.kit) ---------------------
+
+
+@cli.group("new")
+def new_group() -> None:
+    """Start something of your own in this folder."""
+
+
+@new_group.command("adapter")
+@click.argument("name")
+@click.option("--hosted", is_flag=True, help="Your queue's own workers run the tasks (a library with a worker).")
+@click.option("--into", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="The project folder to write into.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+@one_line_errors
+def new_adapter_command(name: str, hosted: bool, folder: Path, force: bool) -> None:
+    """Write a commented adapter skeleton for the queue NAME, and a chaos test that uses it."""
+    from harness.kit.skeleton import new_adapter, next_steps  # noqa: PLC0415
+
+    for written in new_adapter(name, folder, hosted=hosted, force=force):
+        click.echo(f"wrote {written.path}  ({written.what})")
+    click.echo("next:")
+    for number, step in enumerate(next_steps(name, hosted=hosted), 1):
+        click.echo(f"  {number}. {step}")
+
+
+@cli.command("check-adapter")
+@click.argument("spec")
+@click.option("--seed", type=int, default=1, show_default=True, help="The seed of every run of the battery.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+              help="Seconds of load per run.")  # fmt: skip
+@click.option("--no-runs", is_flag=True, help="The protocol checks only (seconds, not a minute).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
+@one_line_errors
+def check_adapter_command(spec: str, seed: int, duration: float, no_runs: bool, out_dir: Path) -> None:
+    """Conformance of the adapter SPEC (module:factory, taskq, taskq-worker, peer:NAME): each method against a
+    real Redis, then short scenario runs; which promises held. Exit 0 conforms, 1 does not, 2 undecided."""
+    from harness.kit.conformance import check_adapter  # noqa: PLC0415
+
+    run_in_peer_environment(spec)
+    check_provider("local")
+    report = check_adapter(spec, out=out_dir, seed=seed, duration_s=duration, runs=not no_runs,
+                           status=status_line("check-adapter"))  # fmt: skip
+    click.echo(report.render())
+    sys.exit(report.exit_code)

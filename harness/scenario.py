@@ -24,7 +24,10 @@ from harness.errors import ScenarioError
 from harness.faults import FAULT_AIMS, FAULT_KINDS, targets_for
 from harness.providers.local import PERSISTENCE_ARGS
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+_HERE = Path(__file__).resolve().parent
+# A checkout keeps the scenario files beside the packages; an installed wheel carries them inside the
+# package (pyproject.toml: force-include), so `pip install` of the project finds them too.
+SCENARIO_DIR = next((d for d in (_HERE.parent / "scenarios", _HERE / "scenarios") if d.is_dir()), _HERE / "scenarios")
 T = TypeVar("T")
 # More agent processes than this is a typo on any machine the harness runs on.
 MAX_PROCESSES = 256
