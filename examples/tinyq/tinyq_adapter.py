@@ -12,10 +12,10 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from redis.exceptions import ConnectionError, TimeoutError
+from tinyq import TinyQ
 
 from harness.adapters import AdapterUnavailable, Delivered, FinalState, QueueOptions, TaskSpec
 from harness.adapters.promises import Promises
-from tinyq import TinyQ
 
 T = TypeVar("T")
 

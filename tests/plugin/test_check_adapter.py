@@ -41,14 +41,20 @@ def test_taskq_worker_keeps_the_rules_of_a_hosted_adapter(tmp_path: Path) -> Non
     assert report.exit_code == 0
 
 
-def test_a_queue_without_an_ownership_check_is_shown_not_to_hold_it(tmp_path: Path) -> None:
-    """raw (a plain redis-py loop) declares no promises, so it is judged as taskq is: its late acks are taken."""
-    report = checked("raw", tmp_path)
+def test_a_queue_that_declares_an_ownership_check_it_lacks_is_shown_not_to_hold_it(tmp_path: Path) -> None:
+    """The ack-no-ownership mutant keeps taskq's promises, and takes a late ack from a consumer that lost the task."""
+    report = checked("taskq-mutant:ack-no-ownership", tmp_path)
     results = {r.promise: r for r in report.results()}
     assert results["ownership"].status == "NOT HELD"
-    assert "after c2 took s0 over: [True]" in " ".join(e.detail for e in results["ownership"].evidence)
+    assert "accepted (True)" in " ".join(e.detail for e in results["ownership"].evidence)
     assert report.exit_code == 1
     assert "declared but not held: ownership-checked ack" in report.render()
+
+
+def test_a_queue_that_does_not_promise_ownership_is_not_held_to_it(tmp_path: Path) -> None:
+    """raw (a plain redis-py loop) declares it takes any ack: shown as not promised, not as broken."""
+    results = {r.promise: r for r in checked("raw", tmp_path).results()}
+    assert results["ownership"].status == "not promised"
 
 
 @pytest.mark.parametrize(
