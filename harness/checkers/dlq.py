@@ -16,6 +16,8 @@ from harness.history import INFO, OK
 
 RETRIES_EXHAUSTED = "retries exhausted"
 DELIVERY_CAP = "delivery cap"
+# A dead entry's attempts or errors that the queue does not record (harness.adapters.base.FinalState).
+UNRECORDED = -1
 _COUNTED = COUNTED_FAILURES
 
 
@@ -63,7 +65,10 @@ def _errors_match(index: HistoryIndex, tid: str, entry: DeadEntry) -> bool:
     # A fail whose answer was lost may or may not have counted against the budget.
     maybe = sum(1 for f in failures if f.outcome == INFO)
     recorded_ok = certain <= budget <= certain + maybe
-    return recorded_ok and entry.attempts == enqueue.max_retries and entry.errors == budget
+    # -1: the queue does not record that figure (a peer library that keeps only the last error).
+    attempts_ok = entry.attempts == UNRECORDED or entry.attempts == enqueue.max_retries
+    errors_ok = entry.errors == UNRECORDED or entry.errors == budget
+    return recorded_ok and attempts_ok and errors_ok
 
 
 def _cap_reached(index: HistoryIndex, context: CheckContext, tid: str) -> bool:
