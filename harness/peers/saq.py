@@ -48,7 +48,7 @@ from typing import Any, cast
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
-from saq.job import Job, Status
+from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 from saq.types import Context
 
@@ -64,6 +64,7 @@ DEFAULT_SWEEP_S, DEFAULT_TIMEOUT_S = 60, 10
 # RedisQueue.sweep: how long it waits for a stuck job it marked aborting to end, before it retries or aborts it.
 SWEEP_ABORT_WAIT_S = 5.0
 CHUNK = 1000
+TERMINAL = {str(status.value) for status in TERMINAL_STATUSES}
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 # saq does not keep a stranded job (in its incomplete set, in neither list) in any worker's name.
 NO_HOLDER = "saq: in the incomplete set only, in neither list"
@@ -272,15 +273,22 @@ class SaqAdapter:
         pending = [(_tid(records[i]), _prio(records[i]), _holder(records[i])) for i in active if _tid(records.get(i))]
         pending += [(_tid(records[i]), _prio(records[i]), NO_HOLDER) for i in stranded if _tid(records.get(i))]
         harness = [r for r in finished if _tid(r)]
-        dead = [_dead_entry(r) for r in harness if r.get("status") in (Status.FAILED, Status.ABORTED)]
+        dead = [_dead_entry(r) for r in harness if r.get("status") in (Status.FAILED.value, Status.ABORTED.value)]
         statuses = Counter(str(r.get("status")) for r in harness)
+        # Records in no list or set that never reached an end (a sweep's abort left a job "aborting"): no
+        # worker or sweep will ever look at them again, so the checkers count them lost; named here.
+        stranded = [r for r in harness if r.get("status") not in TERMINAL]
         return FinalState(
             ready=ready,
             pending=pending,
             delayed=[_tid(records[i]) for i in scheduled if _tid(records.get(i))],
             dead=dead,
             foreign=sum(1 for r in [*records.values(), *finished] if not _tid(r)),
-            stats={"finished": len(harness), **{s: statuses[s] for s in ("complete", "failed", "aborted")}},
+            stats={
+                "records": len(harness),
+                **{s: statuses[s] for s in sorted(statuses)},
+                "stranded": [[_tid(r), str(r.get("status")), int(r.get("attempts", 0))] for r in stranded],
+            },
         )
 
     async def _records(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -293,7 +301,8 @@ class SaqAdapter:
         return found
 
     async def _finished_jobs(self, unfinished: set[str]) -> list[dict[str, Any]]:
-        """Every job record of this queue that is not unfinished: its complete, failed and aborted jobs."""
+        """Every job record of this queue in none of its lists and sets: its complete, failed and aborted
+        jobs, and any left behind in another status."""
         redis = self._client().redis
         pattern = self._client().job_id("*")
         ids = [k.decode() async for k in redis.scan_iter(match=pattern, count=CHUNK)]
@@ -351,7 +360,7 @@ def _dead_entry(record: dict[str, Any]) -> tuple[str, str, int, int]:
     error = str(record.get("error") or "").strip().splitlines()
     last = error[-1] if error else ""
     where = f"on attempt {attempts} of retries={retries}"
-    if record.get("status") == Status.ABORTED:
+    if record.get("status") == Status.ABORTED.value:
         reason = f"delivery cap: saq aborted the job ({last}) {where}"
     else:
         reason = f"retries exhausted: saq failed the job {where}: {last}"
