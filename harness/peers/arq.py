@@ -26,8 +26,8 @@ Variants (VARIANTS):
 
     default        arq's defaults: job_timeout 300 s (a killed job is invisible for 310 s), max_tries 5,
                    keep_result 3600 s, poll_delay 0.5 s; a failed attempt is final
-    short-timeout  job_timeout 2 s: a killed job runs again 12 s after it started, within a short run
-    retry          job_timeout 2 s, and a failed attempt raises arq.Retry (deferred by the scenario's
+    short-timeout  job_timeout 5 s: a killed job runs again 15 s after it started, within a short run
+    retry          job_timeout 5 s, and a failed attempt raises arq.Retry (deferred by the scenario's
                    backoff), max_tries = the task's max_retries + 1: retries as arq users write them
 
 Every variant runs max_jobs = the scenario's concurrency, and serializes jobs and results as JSON
@@ -89,9 +89,9 @@ class ArqVariant:
 
 
 DEFAULT = ArqVariant(name="default")
-# A killed job's in-progress key lives 12 s: the expiry shows within a short run.
-SHORT_TIMEOUT = ArqVariant(name="short-timeout", job_timeout_s=2.0)
-RETRY = ArqVariant(name="retry", job_timeout_s=2.0, retry_failures=True)
+# A killed job's in-progress key lives 15 s: the expiry shows within a short run (tasks here run at most 3 s).
+SHORT_TIMEOUT = ArqVariant(name="short-timeout", job_timeout_s=5.0)
+RETRY = ArqVariant(name="retry", job_timeout_s=5.0, retry_failures=True)
 _BY_NAME = {v.name: v for v in (DEFAULT, SHORT_TIMEOUT, RETRY)}
 
 
