@@ -66,8 +66,8 @@ def _errors_match(index: HistoryIndex, tid: str, entry: DeadEntry) -> bool:
     maybe = sum(1 for f in failures if f.outcome == INFO)
     recorded_ok = certain <= budget <= certain + maybe
     # -1: the queue does not record that figure (a peer library that keeps only the last error).
-    attempts_ok = entry.attempts == UNRECORDED or entry.attempts == enqueue.max_retries
-    errors_ok = entry.errors == UNRECORDED or entry.errors == budget
+    attempts_ok = entry.attempts in (UNRECORDED, enqueue.max_retries)
+    errors_ok = entry.errors in (UNRECORDED, budget)
     return recorded_ok and attempts_ok and errors_ok
 
 

@@ -233,7 +233,7 @@ class ArqAdapter:
 
     async def close(self) -> None:
         if self._redis is not None:
-            await self._redis.close(close_connection_pool=True)
+            await self._redis.aclose(close_connection_pool=True)
             self._redis = None
 
     async def enqueue(self, tasks: list[TaskSpec]) -> None:
