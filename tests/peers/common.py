@@ -31,7 +31,7 @@ def needs_library_here(module: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         not importable(module),
         reason=f"{module} is not importable in this environment (it needs redis-py 5): these tests run in "
-        f".venv-redis5, started from here by test_adapter_in_its_environment",
+        f".venv-redis5, started from here by test_adapter_tests_pass_in_the_peer_environment",
     )
 
 

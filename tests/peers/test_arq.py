@@ -118,7 +118,7 @@ async def test_adapter_reads_failed_jobs_as_dead(own_redis: LocalRedis, queue_na
 
 
 @needs_library_here("arq")
-def test_worker_runs_arqs_own_cli_with_the_url_in_its_environment(tmp_path: Path) -> None:
+def test_worker_command_is_arqs_own_cli_with_the_url_in_env(tmp_path: Path) -> None:
     from harness.peers.arq import VARIANTS  # noqa: PLC0415
 
     url = "redis://user:secret@127.0.0.1:6399/0"
@@ -135,8 +135,8 @@ def test_worker_runs_arqs_own_cli_with_the_url_in_its_environment(tmp_path: Path
 
 @pytest.mark.skipif(importable("arq"), reason="arq is importable here: its adapter tests ran in this session")
 @pytest.mark.skipif(not PEER_PYTHON.exists(), reason="no .venv-redis5: `.venv/bin/harness peers install arq`")
-def test_adapter_in_its_environment() -> None:
-    done = run_here_in_peer_environment(Path(__file__), "(adapter or worker_runs) and not in_its_environment")
+def test_adapter_tests_pass_in_the_peer_environment() -> None:
+    done = run_here_in_peer_environment(Path(__file__), "(adapter or worker_command) and not peer_environment")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout[-1000:]
 
