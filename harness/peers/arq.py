@@ -176,7 +176,11 @@ class _Job:
     job_id: str
     score_ms: float
     payload: dict[str, Any] | None  # None: no job record, or not one of the harness's
-    in_progress: bool
+    in_progress_ttl_ms: int  # how long its in-progress key still lives; negative: there is none
+
+    @property
+    def in_progress(self) -> bool:
+        return self.in_progress_ttl_ms >= 0
 
     @property
     def prio(self) -> int:
@@ -287,7 +291,15 @@ class ArqAdapter:
             delayed=[j.job_id for j in harness_jobs if not j.in_progress and j.score_ms > now_ms],
             dead=[_dead_entry(r) for r in failed],
             foreign=len(jobs) - len(harness_jobs),
-            stats={"results": len(results), "failed": len(failed), "in_queue": len(jobs)},
+            stats={
+                "results": len(results),
+                "failed": len(failed),
+                "in_queue": len(jobs),
+                # When arq will hand the jobs in progress out again: their in-progress keys' remaining TTL.
+                "in_progress_expires_in_s": sorted(
+                    round(j.in_progress_ttl_ms / 1000, 1) for j in jobs if j.in_progress
+                ),
+            },
         )
 
     async def _jobs(self) -> list[_Job]:
@@ -297,11 +309,11 @@ class ArqAdapter:
         async with redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.get(job_key_prefix + job_id)
-                pipe.exists(in_progress_key_prefix + job_id)
+                pipe.pttl(in_progress_key_prefix + job_id)
             replies = await pipe.execute()
         return [
-            _Job(job_id, score, _payload_of(raw), bool(running))
-            for (job_id, (_, score)), raw, running in zip(zip(ids, members), replies[::2], replies[1::2])
+            _Job(job_id, score, _payload_of(raw), int(ttl_ms))
+            for (job_id, (_, score)), raw, ttl_ms in zip(zip(ids, members), replies[::2], replies[1::2])
         ]
 
     async def _results(self) -> list[dict[str, Any]]:
