@@ -63,7 +63,7 @@ def _verdict(
     context: CheckContext, figures: dict[str, float | int], waits_ns: list[int], never: int, examples: Examples
 ) -> CheckResult:
     limit_s = context.expect.max_recovery_s
-    never_note = f"{never} not recovered within {figures['not_recovered_within_s']} s" if never else ""
+    never_note = f"{never} not recovered within {figures['not_recovered_within_s']:.1f} s" if never else ""
     if limit_s is None:
         return CheckResult(name="recovery", valid=True, figures=figures, anomalies=examples.pick(), note=never_note)
     # A task never handed out again has an unbounded recovery time: it breaks any stated bound.
