@@ -27,7 +27,7 @@ from tests.peers.common import (
 )
 
 pytestmark = pytest.mark.peers
-FINDING_PLAN = REPO / "reports" / "findings" / "plans" / "saq-sweep-reruns-finished-job.json"
+FINDING_PLAN = REPO / "reports" / "findings" / "plans" / "saq-sweep-takes-starting-jobs.json"
 
 
 def tasks(*tids: str, prio: int = 1) -> list[TaskSpec]:
@@ -145,3 +145,17 @@ def test_a_short_steady_run_is_valid(tmp_path: Path) -> None:
     assert (done.returncode, verdict["valid"]) == (0, True), f"{invalid_checkers(verdict)}: {done.stderr[-3000:]}"
     assert verdict["hosted"] is True
     assert checker(verdict, "delivery")["figures"]["completed"] == 2000
+
+
+@needs_library_somewhere("saq")
+def test_finding_the_sweep_takes_jobs_as_they_start(tmp_path: Path) -> None:
+    """reports/findings/saq-sweep-takes-starting-jobs.md (upstream #277): with a sweep every second and
+    no fault at all, saq runs some jobs twice: the sweep finds them taken but not yet marked active,
+    aborts them with a stale copy of their record, and queues them again."""
+    done = harness("replay", str(FINDING_PLAN), "--out", str(tmp_path))
+    verdict = verdict_in(tmp_path)
+    assert (done.returncode, verdict["valid"]) == (1, False), done.stderr[-3000:]
+    assert verdict["faults"]["applied"] == 0  # no fault of any kind
+    delivery = checker(verdict, "delivery")
+    assert delivery["valid"] is False and delivery["figures"]["duplicated_unexplained"] >= 1
+    assert delivery["figures"]["lost"] == 0
