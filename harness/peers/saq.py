@@ -193,7 +193,7 @@ class SaqAdapter:
         return self._queue
 
     def _keys(self, kind: str) -> str:
-        return self._client().namespace(kind)
+        return str(self._client().namespace(kind))
 
     async def connect(self, url: str, queue_name: str, options: QueueOptions) -> None:
         self._options = options
