@@ -160,7 +160,8 @@ def test_finding_a_killed_job_stays_invisible_past_the_drain(tmp_path: Path) -> 
     verdict = verdict_in(tmp_path)
     assert (done.returncode, verdict["valid"]) == (1, False), done.stderr[-3000:]
     recovery, leaks = checker(verdict, "recovery"), checker(verdict, "leaks")
-    assert recovery["figures"]["never_redelivered"] >= 1 and "not recovered within" in recovery["note"]
+    assert recovery["valid"] is False and recovery["figures"]["never_redelivered"] >= 1
+    assert "not recovered within" in recovery["note"]
     assert leaks["valid"] is False and leaks["figures"]["pending"] >= 1
     assert checker(verdict, "delivery")["figures"]["duplicated_unexplained"] == 0
     assert verdict["promises"]["visibility_timeout_s"] == 310.0
