@@ -70,6 +70,7 @@ HOLDER_UNKNOWN = "arq: in progress, holder not recorded"
 # depth() looks this far into the sorted set for jobs in progress (running jobs are its oldest entries).
 DEPTH_SAMPLE = 1000
 SCAN_COUNT = 1000
+NO_KEY = -2  # PTTL's answer for a key that does not exist
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -176,11 +177,11 @@ class _Job:
     job_id: str
     score_ms: float
     payload: dict[str, Any] | None  # None: no job record, or not one of the harness's
-    in_progress_ttl_ms: int  # how long its in-progress key still lives; negative: there is none
+    in_progress_ttl_ms: int  # PTTL of its in-progress key: how long it still lives; -2: there is none
 
     @property
     def in_progress(self) -> bool:
-        return self.in_progress_ttl_ms >= 0
+        return self.in_progress_ttl_ms != NO_KEY
 
     @property
     def prio(self) -> int:
