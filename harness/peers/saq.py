@@ -265,13 +265,13 @@ class SaqAdapter:
         active = _unique(await _lrange(redis, key("active")))
         incomplete = [(m.decode(), score) for m, score in await redis.zrange(key("incomplete"), 0, -1, withscores=True)]
         in_lists = set(queued) | set(active)
-        stranded = [job_id for job_id, score in incomplete if not score and job_id not in in_lists]
+        unlisted = [job_id for job_id, score in incomplete if not score and job_id not in in_lists]
         scheduled = [job_id for job_id, score in incomplete if score and job_id not in in_lists]
         finished = await self._finished_jobs(set(queued) | set(active) | {job_id for job_id, _ in incomplete})
-        records = await self._records([*queued, *active, *stranded, *scheduled])
+        records = await self._records([*queued, *active, *unlisted, *scheduled])
         ready = [(_tid(records[i]), _prio(records[i])) for i in queued if _tid(records.get(i))]
         pending = [(_tid(records[i]), _prio(records[i]), _holder(records[i])) for i in active if _tid(records.get(i))]
-        pending += [(_tid(records[i]), _prio(records[i]), NO_HOLDER) for i in stranded if _tid(records.get(i))]
+        pending += [(_tid(records[i]), _prio(records[i]), NO_HOLDER) for i in unlisted if _tid(records.get(i))]
         harness = [r for r in finished if _tid(r)]
         dead = [_dead_entry(r) for r in harness if r.get("status") in (Status.FAILED.value, Status.ABORTED.value)]
         statuses = Counter(str(r.get("status")) for r in harness)
