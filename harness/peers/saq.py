@@ -66,7 +66,7 @@ SWEEP_ABORT_WAIT_S = 5.0
 CHUNK = 1000
 TERMINAL = {str(status.value) for status in TERMINAL_STATUSES}
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
-# saq does not keep a stranded job (in its incomplete set, in neither list) in any worker's name.
+# saq names no holder for an unlisted job (in its incomplete set, in neither list).
 NO_HOLDER = "saq: in the incomplete set only, in neither list"
 
 
