@@ -207,9 +207,16 @@ class SaqAdapter:
             raise AdapterUnavailable(f"saq's client could not reach Redis: {exc}") from exc
 
     async def close(self) -> None:
-        if self._queue is not None:
-            await self._queue.disconnect()
-            self._queue = None
+        """Close the client, whatever Redis is doing: saq's disconnect() first unsubscribes, which needs a
+        connection (and fails while Redis is down), so the client and its pool are closed either way."""
+        queue, self._queue = self._queue, None
+        if queue is None:
+            return
+        try:
+            await queue.disconnect()
+        except _REDIS_ERRORS:
+            await queue.redis.aclose()
+            await queue.redis.connection_pool.disconnect()
 
     def _job_options(self, task: TaskSpec) -> dict[str, Any]:
         if not self.variant.map_retries:

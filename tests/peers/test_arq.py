@@ -118,6 +118,15 @@ async def test_adapter_reads_failed_jobs_as_dead(own_redis: LocalRedis, queue_na
 
 
 @needs_library_here("arq")
+async def test_adapter_closes_while_redis_is_down(own_redis: LocalRedis, queue_name: str) -> None:
+    """A producer closes its client when the run ends, perhaps in the middle of a Redis fault."""
+    adapter = await connected(own_redis.url, queue_name)
+    await adapter.enqueue(tasks(queue_name, "down"))
+    own_redis.stop()
+    await adapter.close()
+
+
+@needs_library_here("arq")
 def test_worker_command_is_arqs_own_cli_with_the_url_in_env(tmp_path: Path) -> None:
     from harness.peers.arq import VARIANTS  # noqa: PLC0415
 

@@ -114,6 +114,15 @@ async def test_adapter_reads_failed_and_aborted_jobs_as_dead(own_redis: LocalRed
 
 
 @needs_library_here("saq")
+async def test_adapter_closes_while_redis_is_down(own_redis: LocalRedis, queue_name: str) -> None:
+    """A producer closes its client when the run ends, perhaps in the middle of a Redis fault."""
+    adapter = await connected(own_redis.url, queue_name)
+    await adapter.enqueue(tasks("down"))
+    own_redis.stop()
+    await adapter.close()
+
+
+@needs_library_here("saq")
 def test_worker_command_is_saqs_own_cli_with_the_url_in_env(tmp_path: Path) -> None:
     from harness.peers.saq import VARIANTS  # noqa: PLC0415
 
