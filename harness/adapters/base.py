@@ -76,6 +76,7 @@ class FinalState:
     ready: list[tuple[str, int]] = field(default_factory=list)
     pending: list[tuple[str, int, str]] = field(default_factory=list)
     delayed: list[str] = field(default_factory=list)
+    # (tid, reason, attempts, errors); -1 for attempts or errors the queue does not record.
     dead: list[tuple[str, str, int, int]] = field(default_factory=list)
     acked_not_deleted: list[str] = field(default_factory=list)
     foreign: int = 0

@@ -30,6 +30,9 @@ def _check_redelivery(index: HistoryIndex, context: CheckContext) -> CheckResult
     examples = Examples()
     waits_ns: list[int] = []
     never = settled = 0
+    # How long the run went on after the latest kill whose tasks never came back: none of them was
+    # recovered within that long (a bounded drain ended first).
+    waited_ns: int | None = None
     for fault in crashes:
         for tid in fault.held:
             wait_ns = _next_delivery_ns(index, tid, fault)
@@ -42,6 +45,8 @@ def _check_redelivery(index: HistoryIndex, context: CheckContext) -> CheckResult
             else:
                 never += 1
                 examples.add("never_redelivered", tid=tid, fault=fault.kind, target=fault.target, at_ns=fault.start_ns)
+                waited = index.end_ns - fault.start_ns
+                waited_ns = waited if waited_ns is None else min(waited_ns, waited)
     if not waits_ns and not never and not settled:
         return CheckResult(name="recovery", valid=None, figures={"faults": len(crashes), "held": 0},
                            note="kill faults hit workers that held no tasks: nothing to measure")  # fmt: skip
@@ -51,6 +56,8 @@ def _check_redelivery(index: HistoryIndex, context: CheckContext) -> CheckResult
         "p99_s": seconds(int(percentile(waits_ns, 0.99))), "max_s": seconds(waits_ns[-1] if waits_ns else 0),
         "settled_without_redelivery": settled, "never_redelivered": never,
     }  # fmt: skip
+    if waited_ns is not None:
+        figures["not_recovered_within_s"] = seconds(waited_ns)
     return _verdict(context, figures, waits_ns, never, examples)
 
 
@@ -58,11 +65,12 @@ def _verdict(
     context: CheckContext, figures: dict[str, float | int], waits_ns: list[int], never: int, examples: Examples
 ) -> CheckResult:
     limit_s = context.expect.max_recovery_s
+    never_note = f"{never} not recovered within {figures['not_recovered_within_s']:.1f} s" if never else ""
     if limit_s is None:
-        return CheckResult(name="recovery", valid=True, figures=figures, anomalies=examples.pick())
+        return CheckResult(name="recovery", valid=True, figures=figures, anomalies=examples.pick(), note=never_note)
     # A task never handed out again has an unbounded recovery time: it breaks any stated bound.
     too_slow = (bool(waits_ns) and waits_ns[-1] > limit_s * NS_PER_S) or never > 0
-    note = f"bound {limit_s} s" + (" exceeded" if too_slow else " held")
+    note = "; ".join(filter(None, (never_note, f"bound {limit_s} s" + (" exceeded" if too_slow else " held"))))
     return CheckResult(name="recovery", valid=not too_slow, figures=figures, anomalies=examples.pick(), note=note)
 
 

@@ -26,7 +26,7 @@ KEY_FIGURES = {
     "order": ("violations",),
     "dlq": ("dead", "dead_and_completed", "missing_from_dlq", "wrong_error_count", "innocent_dead"),
     "retry": ("retries_observed", "resets", "id_changes", "attempts_without_failure"),
-    "recovery": ("count", "p50_s", "p99_s", "max_s", "never_redelivered"),
+    "recovery": ("count", "p50_s", "p99_s", "max_s", "never_redelivered", "not_recovered_within_s"),
     "leaks": ("ready", "pending", "delayed", "acked_not_deleted"),
     "vacuity": ("hit", "missed"),
 }

@@ -89,6 +89,24 @@ def test_unrecorded_errors_still_judge_the_attempts_and_the_budget() -> None:
     assert judge(check_dlq, early).figures["wrong_error_count"] == 1
 
 
+def test_unrecorded_attempts_and_errors_are_not_compared() -> None:
+    h = HistoryBuilder()
+    fail_to_death(h, "t1")
+    h.final(dead=[("t1", EXHAUSTED, -1, -1)])  # a library that keeps only the last error
+    result = judge(check_dlq, h)
+    assert result.valid is True
+    assert result.figures["wrong_error_count"] == 0
+
+
+def test_unrecorded_errors_still_catch_a_task_dead_before_its_retries() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"], max_retries=2)
+    h.deliver("c0", [("t1", 2, 0, 1)])
+    h.fail("c0", [("t1", 0)], "raised")
+    h.final(dead=[("t1", EXHAUSTED, 0, -1)])
+    assert judge(check_dlq, h).figures["wrong_error_count"] == 1
+
+
 def test_dead_too_early_is_caught() -> None:
     h = HistoryBuilder()
     h.enqueue("p0", ["t1"], max_retries=2)

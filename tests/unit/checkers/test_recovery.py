@@ -63,6 +63,7 @@ def test_held_task_never_seen_again_is_reported() -> None:
     assert result.valid is True
     assert result.figures["never_redelivered"] == 1
     assert result.anomalies[0]["tid"] == "t1"
+    assert "1 not recovered within" in result.note
     assert judge(check_recovery, h, expect=Expectations(max_recovery_s=10.0)).valid is False
 
 
@@ -116,3 +117,25 @@ def test_a_task_whose_fail_was_lost_with_its_worker_is_still_measured() -> None:
     result = judge(check_recovery, failed_as_it_died(retry_attempt=0), expect=Expectations(max_recovery_s=8.0))
     assert result.valid is False
     assert result.figures["max_s"] == pytest.approx(20.0, abs=0.1)
+
+
+def test_a_task_never_seen_again_is_not_recovered_within_the_rest_of_the_run() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1", "t2"])
+    h.deliver("c0#0", [("t1", 2, 0, 1), ("t2", 2, 0, 1)])
+    h.kill("c0", held=["t1"])
+    h.advance(s=2.0)
+    h.kill("c0", held=["t2"])
+    h.advance(s=30.0)  # the drain waits, then ends with both still held by the dead worker
+    h.final(pending=[("t1", 2, "c0"), ("t2", 2, "c0")])
+    result = judge(check_recovery, h, expect=Expectations(max_recovery_s=5.0))
+    assert result.valid is False
+    assert result.figures["never_redelivered"] == 2
+    # The later kill's task had the shorter wait: neither came back within it.
+    assert result.figures["not_recovered_within_s"] == pytest.approx(30.0, abs=0.05)
+    assert result.note.startswith("2 not recovered within 30.")
+
+
+def test_recovered_tasks_carry_no_not_recovered_figure() -> None:
+    result = judge(check_recovery, killed_then_reclaimed(2.0))
+    assert "not_recovered_within_s" not in result.figures
