@@ -327,7 +327,7 @@ def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Comp
     """
     holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_received_ns)
     first_received_ns, handed_again_ns = _received_ns(holds[0]), _received_ns(holds[1])
-    holder = holds[0][1].process
+    holder, second = holds[0][1].process, holds[1][1].process
     for fault in windows.faults:
         if not _overlaps(fault, first_received_ns, handed_again_ns):
             continue
@@ -335,6 +335,10 @@ def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Comp
             return f"holder {fault.kind}ed before its ack" if fault.kind == "kill" else f"holder hit by {fault.kind}"
         if fault.kind in PAUSE_FAULTS and targets(fault.target, holder):
             return "owner paused"
+        # The history shows when a handler started, not when its library read the task: the later
+        # starter may have read it first, been paused holding it, and started it once resumed.
+        if fault.kind in PAUSE_FAULTS and targets(fault.target, second) and fault.start_ns <= first_received_ns:
+            return "owner paused (read before the pause, started after it)"
         if fault.kind in NETWORK_CUTS and fault.target in ("all", "consumers"):
             return f"holder cut off from Redis ({fault.kind})"
         if is_redis_fault(fault.kind) or fault.kind in REDIS_STALLS:

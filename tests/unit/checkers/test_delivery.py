@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.adapters.promises import Promises
 from harness.checkers import Expectations
 from harness.checkers.delivery import check_delivery
 from tests.unit.checkers.builder import HistoryBuilder, judge, run_task
@@ -314,3 +315,42 @@ def test_loss_before_the_window_is_not_excused() -> None:
     result = judge(check_delivery, h, expect=Expectations(loss_allowed_in_redis_fault_windows=True))
     assert result.figures["lost"] == 1
     assert result.valid is False
+
+
+# -- hosted runs: the history shows handler starts, not the library's reads ---------------------------
+
+HOSTED = {"hosted": True, "promises": Promises(renews_lease=True, visibility_timeout_s=1.0)}
+
+
+def _paused_reader_starts_late(h: HistoryBuilder, *, pause_first: bool) -> None:
+    """c1's library read t1 and was paused before its handler started; c0 took t1 over and ran it; c1,
+    resumed, ran it too (streaq under pause_workers)."""
+    h.enqueue("p0", ["t1"])
+    if pause_first:
+        h.pause("c1")
+    h.deliver("c0#1.7.0", [("t1", 2, 0, 2)])
+    h.complete("c0#1.7.0", ["t1"])
+    if not pause_first:
+        h.pause("c1")
+    h.resume()
+    h.deliver("c1#1.8.0", [("t1", 2, 0, 1)])
+    h.complete("c1#1.8.0", ["t1"])
+    h.final()
+
+
+def test_hosted_repeat_by_a_worker_paused_before_the_first_start_is_explained() -> None:
+    h = HistoryBuilder()
+    _paused_reader_starts_late(h, pause_first=True)
+    result = judge(check_delivery, h, **HOSTED)
+    assert result.valid is True
+    assert result.figures["duplicated_explained"] == 1
+    assert result.anomalies[0]["reasons"] == ["owner paused (read before the pause, started after it)"]
+
+
+def test_hosted_repeat_by_a_worker_paused_only_after_the_first_start_is_unexplained() -> None:
+    # Paused after c0 had started t1: c1 could not have been holding it since before c0 took it.
+    h = HistoryBuilder()
+    _paused_reader_starts_late(h, pause_first=False)
+    result = judge(check_delivery, h, **HOSTED)
+    assert result.valid is False
+    assert result.figures["duplicated_unexplained"] == 1
