@@ -266,7 +266,8 @@ def _judge_unexpected(index: HistoryIndex, tally: _Tally, examples: Examples) ->
         examples.add("unexpected", tid=tid, delivered=len(deliveries))
 
 
-_Explain = Callable[["_Windows", list[Delivery], Completion, Completion], str]
+# (windows, the task's deliveries, two completions in order, when the task was first sent) -> reason or "".
+_Explain = Callable[["_Windows", list[Delivery], Completion, Completion, int], str]
 
 
 def _judge_repeats(
@@ -284,7 +285,9 @@ def _judge_repeats(
         return
     tally.duplicated += 1
     deliveries = index.deliveries.get(tid, [])
-    reasons = [explain(windows, deliveries, earlier, later) for earlier, later in pairwise(done)]
+    enqueue = index.enqueues.get(tid)
+    sent_ns = enqueue.invoke_ns if enqueue is not None else min(d.invoke_ns for d in deliveries or done)
+    reasons = [explain(windows, deliveries, earlier, later, sent_ns) for earlier, later in pairwise(done)]
     if all(reasons):
         tally.duplicated_explained += 1
         examples.add("duplicated_explained", tid=tid, reasons=reasons, by=[c.process for c in done])
@@ -293,7 +296,9 @@ def _judge_repeats(
         examples.add("duplicated_unexplained", tid=tid, by=[c.process for c in done], at_ns=[c.done_ns for c in done])
 
 
-def _explain(windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion) -> str:
+def _explain(
+    windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion, sent_ns: int
+) -> str:
     """Why a task completed a second time, or "" if nothing in the history explains it.
 
     The two holders are ordered by when they received the task. The task may be handed out again
@@ -315,15 +320,18 @@ def _explain(windows: _Windows, deliveries: list[Delivery], earlier: Completion,
     return ""
 
 
-def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion) -> str:
+def _explain_hosted(
+    windows: _Windows, deliveries: list[Delivery], earlier: Completion, later: Completion, sent_ns: int
+) -> str:
     """Why a hosted library ran a task a second time, or "" if nothing in the history explains it.
 
     The first holder finished (or not) and its library was to ack after that; the task may run again
     if, between the first holder receiving it and the second receiving it, the first holder was killed
     (before or after its finish: the ack may never have been sent), paused, or cut off from Redis, if
     Redis itself was hurt, or, for a library that does not renew leases, if its own visibility
-    timeout passed. A library that renews leases promises no repeat while its holder is alive and
-    reachable: a repeat then is unexplained.
+    timeout passed (counted from the task's send: the library's read is not in the history). A library
+    that renews leases promises no repeat while its holder is alive and reachable: a repeat then is
+    unexplained.
     """
     holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_received_ns)
     first_received_ns, handed_again_ns = _received_ns(holds[0]), _received_ns(holds[1])
@@ -345,8 +353,9 @@ def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Comp
             return f"redis fault ({fault.kind}) between the deliveries"
     if windows.renews_lease or windows.visibility_ns is None:
         return ""
-    first = holds[0][0]
-    if first is not None and handed_again_ns - first.ok_ns > windows.visibility_ns:
+    # A library's timeout runs from its read, which the history does not show: a worker may read ahead
+    # (taskiq reads 100 entries at a time) and start a task seconds later. The read came after the send.
+    if handed_again_ns - sent_ns > windows.visibility_ns:
         return "visibility timeout passed"
     return ""
 

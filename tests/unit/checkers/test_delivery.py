@@ -354,3 +354,39 @@ def test_hosted_repeat_by_a_worker_paused_only_after_the_first_start_is_unexplai
     result = judge(check_delivery, h, **HOSTED)
     assert result.valid is False
     assert result.figures["duplicated_unexplained"] == 1
+
+
+NO_RENEWAL = {"hosted": True, "promises": Promises(renews_lease=False, visibility_timeout_s=1.0)}
+
+
+def _read_ahead_repeat(h: HistoryBuilder, *, waited_s: float) -> None:
+    """A worker read t1 ahead and started it `waited_s` after it was sent; another took it over by the
+    library's visibility timeout and started it 0.2 s later (taskiq's 100-entry reads)."""
+    h.enqueue("p0", ["t1"])
+    h.advance(s=waited_s)
+    h.deliver("c0#1.7.0", [("t1", 2, 0, -1)])
+    h.complete("c0#1.7.0", ["t1"])
+    h.advance(s=0.2)
+    h.deliver("c1#1.8.0", [("t1", 2, 0, -1)])
+    h.complete("c1#1.8.0", ["t1"])
+    h.final()
+
+
+def test_hosted_repeat_past_the_visibility_timeout_since_the_send_is_explained() -> None:
+    h = HistoryBuilder()
+    _read_ahead_repeat(h, waited_s=1.5)
+    result = judge(check_delivery, h, **NO_RENEWAL)
+    assert result.valid is True
+    assert result.anomalies[0]["reasons"] == ["visibility timeout passed"]
+
+
+def test_hosted_repeat_within_the_visibility_timeout_since_the_send_is_unexplained() -> None:
+    h = HistoryBuilder()
+    _read_ahead_repeat(h, waited_s=0.1)
+    assert judge(check_delivery, h, **NO_RENEWAL).figures["duplicated_unexplained"] == 1
+
+
+def test_hosted_repeat_is_unexplained_when_the_library_renews_leases() -> None:
+    h = HistoryBuilder()
+    _read_ahead_repeat(h, waited_s=1.5)
+    assert judge(check_delivery, h, **HOSTED).figures["duplicated_unexplained"] == 1
