@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import orjson
-from coredis.exceptions import RedisError, ResponseError
+from coredis.exceptions import RedisError, ResponseError, StreamConsumerGroupError
 from coredis.response.types import StreamPending, StreamPendingExt
 from streaq import StreaqError, TaskStatus, Worker
 from streaq.constants import REDIS_GROUP
@@ -77,11 +77,11 @@ def _json_default(value: object) -> str:
     return f"{type(value).__name__}: {value}"
 
 
-def _serialize(data: Any) -> bytes:
+def serialize_json(data: Any) -> bytes:
     return orjson.dumps(data, default=_json_default)
 
 
-def _deserialize(raw: bytes | str) -> Any:
+def deserialize_json(raw: bytes | str) -> Any:
     return orjson.loads(raw)
 
 
@@ -89,8 +89,8 @@ def make_worker(
     settings: StreaqSettings, url: str, queue_name: str, *, lifespan: Callable[[], Any] | None = None, **redis: Any
 ) -> Worker[Any]:
     """The streaq Worker a user would build for these settings, with the harness's task registered."""
-    options: dict[str, Any] = {"concurrency": settings.concurrency, "serializer": _serialize,
-                               "deserializer": _deserialize}  # fmt: skip
+    options: dict[str, Any] = {"concurrency": settings.concurrency, "serializer": serialize_json,
+                               "deserializer": deserialize_json}  # fmt: skip
     if settings.idle_timeout_s is not None:
         options["idle_timeout"] = settings.idle_timeout_s
     if lifespan is not None:
@@ -202,7 +202,7 @@ class StreaqAdapter:
     async def _pending_count(self, stream: str) -> int:
         try:
             summary = await self.client.redis.xpending(stream, REDIS_GROUP)
-        except ResponseError:  # no stream or no group (yet, or after a flush)
+        except (ResponseError, StreamConsumerGroupError):  # no stream or no group (yet, or after a flush)
             return 0
         return int(summary.pending) if isinstance(summary, StreamPending) else len(summary)
 
@@ -242,7 +242,7 @@ class StreaqAdapter:
     async def _owners(self, stream: str) -> dict[str, str]:
         try:
             rows = await self.client.redis.xpending(stream, REDIS_GROUP, start="-", end="+", count=RESULTS_LIMIT)
-        except ResponseError:
+        except (ResponseError, StreamConsumerGroupError):  # no stream or no group
             return {}
         return {str(row.identifier): str(row.consumer) for row in rows if isinstance(row, StreamPendingExt)}
 
@@ -264,7 +264,7 @@ class StreaqAdapter:
             chunk = tids[at : at + SCAN_COUNT]
             for tid, raw in zip(chunk, await worker.redis.mget([worker.task_key + t for t in chunk]), strict=True):
                 if raw:
-                    found[tid] = int(_deserialize(raw)["a"][0].get("prio", 2))
+                    found[tid] = int(deserialize_json(raw)["a"][0].get("prio", 2))
         return found
 
     # -- the worker ---------------------------------------------------------------------------
