@@ -15,13 +15,13 @@ import pytest
 
 pytest.importorskip("streaq", reason="streaq is not installed: pip install -e '.[peers]'")
 
-from streaq import Worker  # noqa: E402  after the skip: the peers extra may be missing
-from streaq.constants import REDIS_GROUP  # noqa: E402
-from streaq.types import StreamMessage  # noqa: E402
+from streaq import Worker
+from streaq.constants import REDIS_GROUP
+from streaq.types import StreamMessage
 
-from harness.adapters.base import QueueOptions, TaskSpec  # noqa: E402
-from harness.peers.streaq import TASK_NAME, VARIANTS, StreaqAdapter, deserialize_json, serialize_json  # noqa: E402
-from harness.providers.local import LocalRedis  # noqa: E402
+from harness.adapters.base import QueueOptions, TaskSpec
+from harness.peers.streaq import TASK_NAME, VARIANTS, StreaqAdapter, deserialize_json, serialize_json
+from harness.providers.local import LocalRedis
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]

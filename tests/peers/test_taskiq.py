@@ -17,13 +17,13 @@ import pytest
 pytest.importorskip("taskiq", reason="taskiq is not installed: pip install -e '.[peers]'")
 pytest.importorskip("taskiq_redis", reason="taskiq-redis is not installed: pip install -e '.[peers]'")
 
-from redis.asyncio import Redis  # noqa: E402  after the skips: the peers extra may be missing
-from taskiq import AckableMessage  # noqa: E402
-from taskiq_redis import RedisStreamBroker  # noqa: E402
+from redis.asyncio import Redis
+from taskiq import AckableMessage
+from taskiq_redis import RedisStreamBroker
 
-from harness.adapters.base import QueueOptions, TaskSpec  # noqa: E402
-from harness.peers.taskiq import GROUP, VARIANTS, TaskiqAdapter  # noqa: E402
-from harness.providers.local import LocalRedis  # noqa: E402
+from harness.adapters.base import QueueOptions, TaskSpec
+from harness.peers.taskiq import GROUP, VARIANTS, TaskiqAdapter
+from harness.providers.local import LocalRedis
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,9 @@ def tid_of(message: Any) -> str:
 # -- the adapter ------------------------------------------------------------------------------------
 
 
-async def test_stream_adapter_reads_ready_pending_and_acked_entries(stream: TaskiqAdapter, redis_server: LocalRedis) -> None:
+async def test_stream_adapter_reads_ready_pending_and_acked_entries(
+    stream: TaskiqAdapter, redis_server: LocalRedis
+) -> None:
     await stream.enqueue([spec(n, prio=n % 4) for n in range(5)])
     assert await stream.depth() == {"ready": 5, "pending": 0, "delayed": 0, "dead": 0, "completed": 0}
     # A worker's broker reads two and acks one, as taskiq does (XACK only).
