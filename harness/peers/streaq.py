@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from coredis.exceptions import RedisError, ResponseError, StreamConsumerGroupError
 from coredis.response.types import StreamPending, StreamPendingExt
-from streaq import StreaqError, TaskStatus, Worker
+from streaq import TaskStatus, Worker
 from streaq.constants import REDIS_GROUP
 
 from harness.adapters.base import AdapterRefused, AdapterUnavailable, FinalState, QueueOptions, TaskSpec
@@ -70,6 +70,13 @@ class StreaqSettings:
     def from_env(cls) -> StreaqSettings:
         raw = os.environ.get(SETTINGS_ENV)
         return cls(**json.loads(raw)) if raw else cls()
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A connection failure, possibly wrapped by coredis's anyio task groups in an exception group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_unreachable(inner) for inner in exc.exceptions)
+    return isinstance(exc, RedisError | OSError | TimeoutError) and not isinstance(exc, ResponseError)
 
 
 def _json_default(value: object) -> str:
@@ -156,8 +163,10 @@ class StreaqAdapter:
                              connect_timeout=CLIENT_TIMEOUT_S)  # fmt: skip
         try:
             await self._stack.enter_async_context(worker)
-        except (RedisError, OSError) as exc:
-            raise AdapterUnavailable(f"streaq could not connect: {exc}") from exc
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            raise AdapterUnavailable(f"streaq could not connect: {exc!r}") from exc
         self._worker = worker
 
     async def close(self) -> None:
@@ -176,8 +185,10 @@ class StreaqAdapter:
         except ResponseError as exc:
             # The server refused the pipeline's calls (no such Function after a restart, ...): nothing ran.
             raise AdapterRefused(f"streaq's enqueue was refused: {exc}") from exc
-        except (RedisError, OSError, StreaqError) as exc:
-            raise AdapterUnavailable(f"streaq's enqueue failed: {exc}") from exc
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            raise AdapterUnavailable(f"streaq's enqueue failed: {exc!r}") from exc
 
     # -- reading the state --------------------------------------------------------------------
 
@@ -194,8 +205,10 @@ class StreaqAdapter:
                 delayed += await worker.redis.zcard(worker.queue_key + priority)
             # streaq indexes every finished task's result (kept 5 minutes): the closest completion count.
             finished = await worker.redis.zcard(worker.prefix + ":index:results")
-        except (RedisError, OSError) as exc:
-            raise AdapterUnavailable(f"depth: {exc}") from exc
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            raise AdapterUnavailable(f"depth: {exc!r}") from exc
         # Failed tasks are counted at the final read only (telling them apart means reading every result).
         return {"ready": ready, "pending": pending, "delayed": delayed, "dead": 0, "completed": finished}
 
@@ -209,8 +222,10 @@ class StreaqAdapter:
     async def final_state(self) -> FinalState:
         try:
             return await self._final_state()
-        except (RedisError, OSError, StreaqError) as exc:
-            raise AdapterUnavailable(f"final state: {exc}") from exc
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            raise AdapterUnavailable(f"final state: {exc!r}") from exc
 
     async def _final_state(self) -> FinalState:
         worker = self.client
