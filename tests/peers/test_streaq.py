@@ -142,10 +142,10 @@ def invalid(verdict: dict[str, Any]) -> set[str]:
 
 
 def test_steady_is_valid(tmp_path: Path) -> None:
-    verdict = harness("run", "steady", "--queue", "peer:streaq", "--duration", "3", "--rate", "600",
+    verdict = harness("run", "steady", "--queue", "peer:streaq", "--duration", "2", "--rate", "600", "--tasks", "1200",
                       "--drain-timeout", "20", "--seed", "3", out=tmp_path)  # fmt: skip
     assert verdict["valid"] is True, invalid(verdict)
-    assert figures(verdict, "delivery")["completed"] == 1800
+    assert figures(verdict, "delivery")["completed"] == 1200
 
 
 def test_finding_paused_worker_overwrites_results_reproduces(tmp_path: Path) -> None:
