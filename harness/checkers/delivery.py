@@ -337,20 +337,19 @@ def _explain_hosted(
     first_received_ns, handed_again_ns = _received_ns(holds[0]), _received_ns(holds[1])
     holder, second = holds[0][1].process, holds[1][1].process
     for fault in windows.faults:
+        # The history shows when a handler started, not when its library read the task (a worker reads
+        # ahead): a fault that stalls every client could have let the lease lapse any time after the send.
+        if _overlaps(fault, sent_ns, handed_again_ns) and _hurts_every_holder(fault):
+            return f"{_hurt(fault)} between the send and the second delivery"
         if not _overlaps(fault, first_received_ns, handed_again_ns):
             continue
         if fault.kind in CRASH_FAULTS and targets(fault.target, holder):
             return f"holder {fault.kind}ed before its ack" if fault.kind == "kill" else f"holder hit by {fault.kind}"
         if fault.kind in PAUSE_FAULTS and targets(fault.target, holder):
             return "owner paused"
-        # The history shows when a handler started, not when its library read the task: the later
-        # starter may have read it first, been paused holding it, and started it once resumed.
+        # The later starter may have read it first, been paused holding it, and started it once resumed.
         if fault.kind in PAUSE_FAULTS and targets(fault.target, second) and fault.start_ns <= first_received_ns:
             return "owner paused (read before the pause, started after it)"
-        if fault.kind in NETWORK_CUTS and fault.target in ("all", "consumers"):
-            return f"holder cut off from Redis ({fault.kind})"
-        if is_redis_fault(fault.kind) or fault.kind in REDIS_STALLS:
-            return f"redis fault ({fault.kind}) between the deliveries"
     if windows.renews_lease or windows.visibility_ns is None:
         return ""
     # A library's timeout runs from its read, which the history does not show: a worker may read ahead
@@ -358,6 +357,18 @@ def _explain_hosted(
     if handed_again_ns - sent_ns > windows.visibility_ns:
         return "visibility timeout passed"
     return ""
+
+
+def _hurts_every_holder(fault: Fault) -> bool:
+    """A Redis fault or stall, or a network cut of every consumer: whoever held the task was hit."""
+    cut = fault.kind in NETWORK_CUTS and fault.target in ("all", "consumers")
+    return cut or is_redis_fault(fault.kind) or fault.kind in REDIS_STALLS
+
+
+def _hurt(fault: Fault) -> str:
+    if fault.kind in NETWORK_CUTS:
+        return f"holder cut off from Redis ({fault.kind})"
+    return f"redis fault ({fault.kind})"
 
 
 def _settled_ns(completion: Completion) -> int:

@@ -390,3 +390,32 @@ def test_hosted_repeat_is_unexplained_when_the_library_renews_leases() -> None:
     h = HistoryBuilder()
     _read_ahead_repeat(h, waited_s=1.5)
     assert judge(check_delivery, h, **HOSTED).figures["duplicated_unexplained"] == 1
+
+
+def _stall_then_two_starts(h: HistoryBuilder, *, stall_before_send: bool) -> None:
+    """Redis stalled every client; after it two workers started t1 (one had read it before the stall,
+    its lease lapsed meanwhile): both starts come after the stall."""
+    if stall_before_send:
+        h.fault("client-pause", "redis")
+    h.enqueue("p0", ["t1"])
+    if not stall_before_send:
+        h.fault("client-pause", "redis")
+    h.deliver("c0#1.7.0", [("t1", 2, 0, 1)])
+    h.complete("c0#1.7.0", ["t1"])
+    h.deliver("c1#1.8.0", [("t1", 2, 0, 2)])
+    h.complete("c1#1.8.0", ["t1"])
+    h.final()
+
+
+def test_hosted_repeat_after_a_redis_stall_since_the_send_is_explained() -> None:
+    h = HistoryBuilder()
+    _stall_then_two_starts(h, stall_before_send=False)
+    result = judge(check_delivery, h, **HOSTED)
+    assert result.valid is True
+    assert result.anomalies[0]["reasons"] == ["redis fault (client-pause) between the send and the second delivery"]
+
+
+def test_hosted_repeat_after_a_redis_stall_before_the_send_is_unexplained() -> None:
+    h = HistoryBuilder()
+    _stall_then_two_starts(h, stall_before_send=True)
+    assert judge(check_delivery, h, **HOSTED).figures["duplicated_unexplained"] == 1
