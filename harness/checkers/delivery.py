@@ -84,6 +84,10 @@ class _Windows:
     faults: list[Fault]
     visibility_ns: int | None
     renews_lease: bool
+    # Hosted runs: worker processes that died on their own, as (process or lane prefix, when): a poison
+    # task ends its process as its handler starts (taskiq's manager then starts a new child, unseen by
+    # the fleet), and the runner journals a worker's exit once it notices.
+    deaths: list[tuple[str, int]]
 
 
 def check_delivery(index: HistoryIndex, context: CheckContext) -> CheckResult:
@@ -197,7 +201,14 @@ def _windows(index: HistoryIndex, context: CheckContext) -> _Windows:
         faults=[f for f in index.faults if f.outcome != "info"],
         visibility_ns=None if visibility_s is None else int(visibility_s * NS_PER_S),
         renews_lease=context.promises.renews_lease,
+        deaths=_deaths(index),
     )
+
+
+def _deaths(index: HistoryIndex) -> list[tuple[str, int]]:
+    found = [(d.process.rsplit(".", 1)[0], d.ok_ns) for tid in index.poison for d in index.deliveries.get(tid, ())]
+    found.extend((e.process, e.time_ns) for e in index.exits)
+    return found
 
 
 def _judge_enqueued(
@@ -350,6 +361,8 @@ def _explain_hosted(
         # The later starter may have read it first, been paused holding it, and started it once resumed.
         if fault.kind in PAUSE_FAULTS and targets(fault.target, second) and fault.start_ns <= first_received_ns:
             return "owner paused (read before the pause, started after it)"
+    if any(first_received_ns <= at_ns <= handed_again_ns and targets(who, holder) for who, at_ns in windows.deaths):
+        return "holder's process died (a poison task, or an exit)"
     if windows.renews_lease or windows.visibility_ns is None:
         return ""
     # A library's timeout runs from its read, which the history does not show: a worker may read ahead

@@ -419,3 +419,28 @@ def test_hosted_repeat_after_a_redis_stall_before_the_send_is_unexplained() -> N
     h = HistoryBuilder()
     _stall_then_two_starts(h, stall_before_send=True)
     assert judge(check_delivery, h, **HOSTED).figures["duplicated_unexplained"] == 1
+
+
+def _repeat_after_a_poison_task(h: HistoryBuilder, *, poisoned: str) -> None:
+    """c0's process finished t1, then a poison task killed the process `poisoned` before any ack."""
+    h.enqueue("p0", ["t1", "px"], poison=["px"])
+    h.deliver("c0#1.7.0", [("t1", 2, 0, 1)])
+    h.complete("c0#1.7.0", ["t1"])
+    h.deliver(f"{poisoned}.1", [("px", 2, 0, 1)])
+    h.deliver("c1#1.8.0", [("t1", 2, 0, 2)])
+    h.complete("c1#1.8.0", ["t1"])
+    h.final(dead=[("px", "delivery cap", 0, 0)])
+
+
+def test_hosted_repeat_after_the_holders_process_died_of_a_poison_task_is_explained() -> None:
+    h = HistoryBuilder()
+    _repeat_after_a_poison_task(h, poisoned="c0#1.7")
+    result = judge(check_delivery, h, **HOSTED)
+    assert result.valid is True
+    assert result.anomalies[0]["reasons"] == ["holder's process died (a poison task, or an exit)"]
+
+
+def test_hosted_repeat_after_another_process_died_of_a_poison_task_is_unexplained() -> None:
+    h = HistoryBuilder()
+    _repeat_after_a_poison_task(h, poisoned="c0#1.9")  # another process of the same worker
+    assert judge(check_delivery, h, **HOSTED).figures["duplicated_unexplained"] == 1
