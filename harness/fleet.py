@@ -209,9 +209,12 @@ class Fleet:
             agent.planned_exit = True
             agent.resume()
             agent.signal(signal.SIGTERM)
+        # One deadline for all: they were told together (a library whose workers never exit on SIGTERM
+        # would otherwise cost timeout_s per worker).
+        deadline = time.monotonic() + timeout_s
         for agent in agents:
             try:
-                agent.process.wait(timeout=timeout_s)
+                agent.process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 agent.kill()
                 agent.process.wait()

@@ -24,6 +24,7 @@ from harness.fleet import Fleet
 from harness.folders import stamped_folder
 from harness.history import INFO, OK, Journal, merge, read_journal, write_history
 from harness.hosted.base import is_hosted
+from harness.hosted.progress import JournalCompletions
 from harness.hosted.startup import agents_up, workers_up
 from harness.nemesis import FaultContext, heal, run_schedule
 from harness.nemesis.network import needs_namespace, open_routes
@@ -117,7 +118,7 @@ async def _execute(plan: Plan, folder: Path, provider: Provider, status: Status,
     started = datetime.now(UTC).isoformat()
     with Journal(folder / "journals" / "nemesis.jsonl") as nemesis_journal:
         ctx = FaultContext(
-            fleet=fleet, journal=nemesis_journal, provider=provider, plan=plan, completed=_completed_of(adapter)
+            fleet=fleet, journal=nemesis_journal, provider=provider, plan=plan, completed=_completed_of(adapter, fleet)
         )
         try:
             await _load_heal_drain(plan, fleet, ctx, adapter, phases)
@@ -215,12 +216,18 @@ async def _idle(adapter: QueueClient) -> bool:
     return depth["ready"] + depth["pending"] + depth["delayed"] == 0
 
 
-def _completed_of(adapter: QueueClient) -> Callable[[], Awaitable[int]]:
+def _completed_of(adapter: QueueClient, fleet: Fleet) -> Callable[[], Awaitable[int]]:
+    # A hosted library that counts no completions: its handlers' journals say how far the run got.
+    journals = JournalCompletions(fleet.journal_dir) if fleet.hosted is not None else None
+
     async def completed() -> int:
         try:
-            return int((await adapter.depth()).get("completed", 0))
+            depth = await adapter.depth()
         except AdapterUnavailable:
             return -1  # unknown now: the barrier waits
+        if "completed" in depth or journals is None:
+            return int(depth.get("completed", 0))
+        return journals.count()
 
     return completed
 

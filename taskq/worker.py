@@ -51,6 +51,7 @@ def current_receipt() -> Receipt:
     except LookupError:
         raise RuntimeError("current_receipt() is only available inside a handler a Worker runs") from None
 
+
 Handler = Callable[[Task], Awaitable[Any]] | Callable[[Task], Any]
 
 

@@ -37,7 +37,6 @@ from harness.checkers.index import (
     Completion,
     Delivery,
     Enqueue,
-    Exit,
     Fault,
     HistoryIndex,
     is_redis_fault,
@@ -100,8 +99,11 @@ class _Windows:
     faults: list[Fault]
     visibility_ns: int | None
     renews_lease: bool
-    exits: list[Exit]
     client_timeout_ns: int
+    # Hosted runs: worker processes that died on their own, as (process or lane prefix, when): a poison
+    # task ends its process as its handler starts (taskiq's manager then starts a new child, unseen by
+    # the fleet), and the runner journals a worker's exit once it notices.
+    deaths: list[tuple[str, int, str]]  # (process or lane prefix, when, how)
 
 
 def check_delivery(index: HistoryIndex, context: CheckContext) -> CheckResult:
@@ -218,9 +220,19 @@ def _windows(index: HistoryIndex, context: CheckContext) -> _Windows:
         faults=[f for f in index.faults if f.outcome != "info"],
         visibility_ns=None if visibility_s is None else int(visibility_s * NS_PER_S),
         renews_lease=context.promises.renews_lease,
-        exits=index.exits,
         client_timeout_ns=int(context.client_timeout_s * NS_PER_S),
+        deaths=_deaths(index),
     )
+
+
+def _deaths(index: HistoryIndex) -> list[tuple[str, int, str]]:
+    found = [
+        (d.process.rsplit(".", 1)[0], d.ok_ns, "process died of a poison task")
+        for tid in index.poison
+        for d in index.deliveries.get(tid, ())
+    ]
+    found.extend((e.process, e.time_ns, f"worker died (exit {e.code})") for e in index.exits)
+    return found
 
 
 def _judge_enqueued(
@@ -382,20 +394,26 @@ def _explain_hosted(
     sent at most a client timeout before its reply came (a held reply can arrive after a later
     delivery, so holders are ordered by the library's delivery count where it reports one), and a
     library that prefetches or holds a task until its ETA read it earlier, as early as the task became
-    readable (`readable_ns`), so its visibility timeout counts from there. A library that renews leases
-    promises no repeat while its holder is alive and reachable: a repeat then is unexplained.
+    readable (`readable_ns`), so its visibility timeout counts from there; a fault that stalls every
+    client could have let the lease lapse any time after that. A library that renews leases promises no
+    repeat while its holder is alive and reachable: a repeat then is unexplained.
     """
     holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_library_order)
-    first_completion = holds[0][1]
-    asked_ns, handed_again_ns = _received_ns(holds[0]) - windows.client_timeout_ns, _received_ns(holds[1])
-    start_ns, end_ns = min(asked_ns, handed_again_ns), max(asked_ns, handed_again_ns)
-    holder = first_completion.process
+    first_received_ns, handed_again_ns = _received_ns(holds[0]), _received_ns(holds[1])
+    asked_ns = first_received_ns - windows.client_timeout_ns
+    # Nothing before the task became readable touched it (a read sent earlier may block until it came).
+    start_ns = max(min(asked_ns, handed_again_ns), min(readable_ns, handed_again_ns))
+    end_ns = max(asked_ns, handed_again_ns)
+    holder, second = holds[0][1].process, holds[1][1].process
     for fault in windows.faults:
-        if _overlaps(fault, start_ns, end_ns) and (reason := _hosted_fault_reason(fault, holder)):
+        since_readable = (readable_ns, handed_again_ns)
+        if reason := _hosted_fault_reason(
+            fault, (start_ns, end_ns), since_readable, first_received_ns, (holder, second)
+        ):
             return reason
-    for exit_ in windows.exits:
-        if start_ns <= exit_.time_ns <= end_ns and targets(exit_.process, holder):
-            return f"holder's worker died (exit {exit_.code})"
+    for who, at_ns, how in windows.deaths:
+        if start_ns <= at_ns <= end_ns and targets(who, holder):
+            return f"holder's {how}"
     if windows.renews_lease or windows.visibility_ns is None:
         return ""
     if handed_again_ns - readable_ns > windows.visibility_ns:
@@ -403,15 +421,24 @@ def _explain_hosted(
     return ""
 
 
-def _hosted_fault_reason(fault: Fault, holder: str) -> str:
+def _hosted_fault_reason(
+    fault: Fault, window: tuple[int, int], since_readable: tuple[int, int], first_received_ns: int, by: tuple[str, str]
+) -> str:
+    holder, second = by
+    if _hurts_every_holder(fault):
+        if _overlaps(fault, *window):
+            return _hurt(fault)
+        if _overlaps(fault, *since_readable):
+            return f"{_hurt(fault)} between the send and the second delivery"
+    if not _overlaps(fault, *window):
+        return ""
     if fault.kind in CRASH_FAULTS and targets(fault.target, holder):
         return f"holder hit by {fault.kind}"
     if fault.kind in PAUSE_FAULTS and targets(fault.target, holder):
         return "owner paused"
-    if fault.kind in NETWORK_CUTS and fault.target in ("all", "consumers"):
-        return f"holder cut off from Redis ({fault.kind})"
-    if is_redis_fault(fault.kind) or fault.kind in REDIS_STALLS:
-        return f"redis fault ({fault.kind}) between the deliveries"
+    # The later starter may have read it first, been paused holding it, and started it once resumed.
+    if fault.kind in PAUSE_FAULTS and targets(fault.target, second) and fault.start_ns <= first_received_ns:
+        return "owner paused (read before the pause, started after it)"
     return ""
 
 
@@ -419,6 +446,18 @@ def _library_order(hold: tuple[Delivery | None, Completion]) -> tuple[int, int]:
     """Holders in the order the library handed the task out: by its delivery count, then by receipt."""
     delivery = hold[0]
     return (delivery.deliveries if delivery is not None else 0, _received_ns(hold))
+
+
+def _hurts_every_holder(fault: Fault) -> bool:
+    """A Redis fault or stall, or a network cut of every consumer: whoever held the task was hit."""
+    cut = fault.kind in NETWORK_CUTS and fault.target in ("all", "consumers")
+    return cut or is_redis_fault(fault.kind) or fault.kind in REDIS_STALLS
+
+
+def _hurt(fault: Fault) -> str:
+    if fault.kind in NETWORK_CUTS:
+        return f"holder cut off from Redis ({fault.kind})"
+    return f"redis fault ({fault.kind})"
 
 
 def _settled_ns(completion: Completion) -> int:

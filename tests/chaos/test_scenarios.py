@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 
 from harness.faults import FAULT_KINDS
+from harness.peers import PEERS
 from harness.scenario import list_scenarios
 
 pytestmark = pytest.mark.slow
 SEED = 7
 SHORT = ["--duration", "5", "--drain-timeout", "15", "--seed", str(SEED)]
 REPO = Path(__file__).resolve().parents[2]
+PEER_PREFIXES = tuple(f"{name}_" for name in PEERS)
 
 # mutant -> (scenario that exposes it, checkers of which at least one must name it)
 MUTANT_EXPOSURES = {
@@ -45,12 +47,14 @@ def invalid_checkers(verdict: dict[str, Any]) -> set[str]:
     return {c["name"] for c in verdict["checkers"] if c["valid"] is False}
 
 
-# Scenarios with Redis or network faults have their own, stricter runs (test_redis_scenarios.py).
-# Killing a worker's child process needs a worker with children: not the harness's own consumer.
+# Scenarios with Redis or network faults have their own, stricter runs (test_redis_scenarios.py); those
+# written for one peer library (named after it, e.g. taskiq_kill_child) run in tests/peers. Killing a
+# worker's child process needs a worker with children: not the harness's own consumer.
 CHILD_FAULTS = {"kill-child"}
 WORKER_SCENARIOS = [
     s.name for s in list_scenarios()
-    if all(FAULT_KINDS[f.kind].role == "consumer" for f in s.faults) and not {f.kind for f in s.faults} & CHILD_FAULTS
+    if all(FAULT_KINDS[f.kind].role == "consumer" for f in s.faults)
+    and not {f.kind for f in s.faults} & CHILD_FAULTS and not s.name.startswith(PEER_PREFIXES)
 ]  # fmt: skip
 
 

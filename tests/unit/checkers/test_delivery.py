@@ -347,3 +347,132 @@ def test_hosted_repeat_within_the_visibility_timeout_is_unexplained() -> None:
     for promises in (Promises(renews_lease=False, visibility_timeout_s=10.0), Promises(renews_lease=True)):
         result = judge(check_delivery, h, hosted=True, promises=promises)
         assert (result.valid, result.figures["duplicated_unexplained"]) == (False, 1)
+
+
+# -- hosted runs: the history shows handler starts, not the library's reads ---------------------------
+
+HOSTED = {"hosted": True, "promises": Promises(renews_lease=True, visibility_timeout_s=1.0)}
+
+
+def _paused_reader_starts_late(h: HistoryBuilder, *, pause_first: bool) -> None:
+    """c1's library read t1 and was paused before its handler started; c0 took t1 over and ran it; c1,
+    resumed, ran it too (streaq under pause_workers)."""
+    h.enqueue("p0", ["t1"])
+    if pause_first:
+        h.pause("c1")
+    h.deliver("c0#1.7.0", [("t1", 2, 0, 2)])
+    h.complete("c0#1.7.0", ["t1"])
+    if not pause_first:
+        h.pause("c2")  # a bystander: nothing held c1's start up
+    h.resume()
+    h.deliver("c1#1.8.0", [("t1", 2, 0, 1)])
+    h.complete("c1#1.8.0", ["t1"])
+    h.final()
+
+
+def test_hosted_repeat_by_a_worker_paused_before_the_first_start_is_explained() -> None:
+    h = HistoryBuilder()
+    _paused_reader_starts_late(h, pause_first=True)
+    result = judge(check_delivery, h, **HOSTED)
+    assert result.valid is True
+    assert result.figures["duplicated_explained"] == 1
+    # The library's count says c1 read it first (1, then c0's takeover 2): the first holder was paused.
+    assert result.anomalies[0]["reasons"] == ["owner paused"]
+
+
+def test_hosted_repeat_with_only_a_bystander_paused_is_unexplained() -> None:
+    h = HistoryBuilder()
+    _paused_reader_starts_late(h, pause_first=False)
+    result = judge(check_delivery, h, **HOSTED)
+    assert result.valid is False
+    assert result.figures["duplicated_unexplained"] == 1
+
+
+NO_RENEWAL = {"hosted": True, "promises": Promises(renews_lease=False, visibility_timeout_s=1.0)}
+
+
+def _read_ahead_repeat(h: HistoryBuilder, *, waited_s: float) -> None:
+    """A worker read t1 ahead and started it `waited_s` after it was sent; another took it over by the
+    library's visibility timeout and started it 0.2 s later (taskiq's 100-entry reads)."""
+    h.enqueue("p0", ["t1"])
+    h.advance(s=waited_s)
+    h.deliver("c0#1.7.0", [("t1", 2, 0, -1)])
+    h.complete("c0#1.7.0", ["t1"])
+    h.advance(s=0.2)
+    h.deliver("c1#1.8.0", [("t1", 2, 0, -1)])
+    h.complete("c1#1.8.0", ["t1"])
+    h.final()
+
+
+def test_hosted_repeat_past_the_visibility_timeout_since_the_send_is_explained() -> None:
+    h = HistoryBuilder()
+    _read_ahead_repeat(h, waited_s=1.5)
+    result = judge(check_delivery, h, **NO_RENEWAL)
+    assert result.valid is True
+    assert result.anomalies[0]["reasons"] == ["visibility timeout passed"]
+
+
+def test_hosted_repeat_within_the_visibility_timeout_since_the_send_is_unexplained() -> None:
+    h = HistoryBuilder()
+    _read_ahead_repeat(h, waited_s=0.1)
+    assert judge(check_delivery, h, **NO_RENEWAL).figures["duplicated_unexplained"] == 1
+
+
+def test_hosted_repeat_is_unexplained_when_the_library_renews_leases() -> None:
+    h = HistoryBuilder()
+    _read_ahead_repeat(h, waited_s=1.5)
+    assert judge(check_delivery, h, **HOSTED).figures["duplicated_unexplained"] == 1
+
+
+def _stall_then_two_starts(h: HistoryBuilder, *, stall_before_send: bool) -> None:
+    """Redis stalled every client; after it two workers started t1 (one had read it before the stall,
+    its lease lapsed meanwhile): both starts come after the stall."""
+    if stall_before_send:
+        h.fault("client-pause", "redis")
+    h.enqueue("p0", ["t1"])
+    if not stall_before_send:
+        h.fault("client-pause", "redis")
+    h.deliver("c0#1.7.0", [("t1", 2, 0, 1)])
+    h.complete("c0#1.7.0", ["t1"])
+    h.deliver("c1#1.8.0", [("t1", 2, 0, 2)])
+    h.complete("c1#1.8.0", ["t1"])
+    h.final()
+
+
+def test_hosted_repeat_after_a_redis_stall_since_the_send_is_explained() -> None:
+    h = HistoryBuilder()
+    _stall_then_two_starts(h, stall_before_send=False)
+    result = judge(check_delivery, h, **HOSTED)
+    assert result.valid is True
+    assert result.anomalies[0]["reasons"] == ["redis fault (client-pause)"]
+
+
+def test_hosted_repeat_after_a_redis_stall_before_the_send_is_unexplained() -> None:
+    h = HistoryBuilder()
+    _stall_then_two_starts(h, stall_before_send=True)
+    assert judge(check_delivery, h, **HOSTED).figures["duplicated_unexplained"] == 1
+
+
+def _repeat_after_a_poison_task(h: HistoryBuilder, *, poisoned: str) -> None:
+    """c0's process finished t1, then a poison task killed the process `poisoned` before any ack."""
+    h.enqueue("p0", ["t1", "px"], poison=["px"])
+    h.deliver("c0#1.7.0", [("t1", 2, 0, 1)])
+    h.complete("c0#1.7.0", ["t1"])
+    h.deliver(f"{poisoned}.1", [("px", 2, 0, 1)])
+    h.deliver("c1#1.8.0", [("t1", 2, 0, 2)])
+    h.complete("c1#1.8.0", ["t1"])
+    h.final(dead=[("px", "delivery cap", 0, 0)])
+
+
+def test_hosted_repeat_after_the_holders_process_died_of_a_poison_task_is_explained() -> None:
+    h = HistoryBuilder()
+    _repeat_after_a_poison_task(h, poisoned="c0#1.7")
+    result = judge(check_delivery, h, **HOSTED)
+    assert result.valid is True
+    assert result.anomalies[0]["reasons"] == ["holder's process died of a poison task"]
+
+
+def test_hosted_repeat_after_another_process_died_of_a_poison_task_is_unexplained() -> None:
+    h = HistoryBuilder()
+    _repeat_after_a_poison_task(h, poisoned="c0#1.9")  # another process of the same worker
+    assert judge(check_delivery, h, **HOSTED).figures["duplicated_unexplained"] == 1
