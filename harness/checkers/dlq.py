@@ -16,6 +16,7 @@ from harness.history import INFO, OK
 
 RETRIES_EXHAUSTED = "retries exhausted"
 DELIVERY_CAP = "delivery cap"
+UNRECORDED = -1  # a dead entry's attempts or errors the queue does not keep
 _COUNTED = COUNTED_FAILURES
 
 
@@ -63,7 +64,9 @@ def _errors_match(index: HistoryIndex, tid: str, entry: DeadEntry) -> bool:
     # A fail whose answer was lost may or may not have counted against the budget.
     maybe = sum(1 for f in failures if f.outcome == INFO)
     recorded_ok = certain <= budget <= certain + maybe
-    return recorded_ok and entry.attempts == enqueue.max_retries and entry.errors == budget
+    # A library that does not record attempts or errors stores -1 there (a hosted peer): not a mismatch.
+    attempts_ok = entry.attempts in (UNRECORDED, enqueue.max_retries)
+    return recorded_ok and attempts_ok and entry.errors in (UNRECORDED, budget)
 
 
 def _cap_reached(index: HistoryIndex, context: CheckContext, tid: str) -> bool:

@@ -46,7 +46,12 @@ def invalid_checkers(verdict: dict[str, Any]) -> set[str]:
 
 
 # Scenarios with Redis or network faults have their own, stricter runs (test_redis_scenarios.py).
-WORKER_SCENARIOS = [s.name for s in list_scenarios() if all(FAULT_KINDS[f.kind].role == "consumer" for f in s.faults)]
+# Killing a worker's child process needs a worker with children: not the harness's own consumer.
+CHILD_FAULTS = {"kill-child"}
+WORKER_SCENARIOS = [
+    s.name for s in list_scenarios()
+    if all(FAULT_KINDS[f.kind].role == "consumer" for f in s.faults) and not {f.kind for f in s.faults} & CHILD_FAULTS
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("scenario", WORKER_SCENARIOS)
@@ -54,6 +59,15 @@ def test_reference_queue_is_valid(scenario: str, tmp_path: Path) -> None:
     code, verdict, stderr = harness_run(scenario, tmp_path)
     assert (code, verdict["valid"]) == (0, True), f"{invalid_checkers(verdict)}: {stderr[-3000:]}"
     assert verdict["throughput"]["completed_during_load"] > 0
+
+
+def test_a_child_fault_on_a_worker_without_children_does_not_apply(tmp_path: Path) -> None:
+    """The harness's consumer forks nothing: every kill-child is journaled as not applied, and vacuity
+    says the run proves nothing (unknown, exit 2), never valid."""
+    code, verdict, stderr = harness_run("kill_children", tmp_path)
+    vacuity = next(c for c in verdict["checkers"] if c["name"] == "vacuity")
+    assert (code, verdict["valid"], vacuity["valid"]) == (2, None, None), stderr[-3000:]
+    assert vacuity["figures"]["hit"] == 0 and vacuity["figures"]["missed"] >= 1
 
 
 @pytest.mark.parametrize("mutant", sorted(MUTANT_EXPOSURES))

@@ -68,6 +68,27 @@ def test_wrong_stored_attempts_is_caught() -> None:
     assert judge(check_dlq, h).figures["wrong_error_count"] == 1
 
 
+def test_unrecorded_attempts_and_errors_are_not_a_mismatch() -> None:
+    """A library that keeps only the last error stores -1 (a hosted peer): nothing to compare."""
+    h = HistoryBuilder()
+    fail_to_death(h, "t1")
+    h.final(dead=[("t1", EXHAUSTED, -1, -1)])
+    assert judge(check_dlq, h).valid is True
+
+
+def test_unrecorded_errors_still_judge_the_attempts_and_the_budget() -> None:
+    h = HistoryBuilder()
+    fail_to_death(h, "t1")
+    h.final(dead=[("t1", EXHAUSTED, 1, -1)])
+    assert judge(check_dlq, h).figures["wrong_error_count"] == 1
+    early = HistoryBuilder()
+    early.enqueue("p0", ["t1"], max_retries=2)
+    early.deliver("c0", [("t1", 2, 0, 1)])
+    early.fail("c0", [("t1", 0)], "dead")
+    early.final(dead=[("t1", EXHAUSTED, -1, -1)])
+    assert judge(check_dlq, early).figures["wrong_error_count"] == 1
+
+
 def test_dead_too_early_is_caught() -> None:
     h = HistoryBuilder()
     h.enqueue("p0", ["t1"], max_retries=2)
