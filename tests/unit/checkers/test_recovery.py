@@ -116,3 +116,18 @@ def test_a_task_whose_fail_was_lost_with_its_worker_is_still_measured() -> None:
     result = judge(check_recovery, failed_as_it_died(retry_attempt=0), expect=Expectations(max_recovery_s=8.0))
     assert result.valid is False
     assert result.figures["max_s"] == pytest.approx(20.0, abs=0.1)
+
+
+def test_a_start_by_the_victim_itself_as_it_was_killed_is_no_redelivery() -> None:
+    """huey kill_workers seed 1: a hosted worker's handler started a task in the moment between the kill's
+    start and the death of its tree; the task was never run again (no acknowledgement). That start is not a
+    recovery 0.1 s after the kill: the task was never handed out again."""
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1", "t2"])
+    h.start("c0#1.100.0", "t1")
+    h.kill("c0#1", held=["t1", "t2"])
+    h.start("c0#1.100.1", "t2")
+    h.final()
+    result = judge(check_recovery, h, expect=Expectations(max_recovery_s=5.0))
+    assert result.valid is False
+    assert (result.figures["count"], result.figures["never_redelivered"]) == (0, 2)
