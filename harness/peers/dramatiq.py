@@ -53,7 +53,7 @@ from harness.adapters.base import AdapterUnavailable, FinalState, QueueOptions, 
 from harness.adapters.promises import Promises
 from harness.agents.common import URL_ENV
 from harness.hosted.base import QUEUE_NAME_ENV, HostedAdapter, WorkerCommand, WorkerLaunch, hosted_payload
-from harness.hosted.handler import PlannedFailure, current
+from harness.hosted.handler import current
 from harness.hosted.tally import JournalTally
 
 ACTOR = "harness_run"
@@ -343,17 +343,18 @@ def _payload(body: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _dead(body: dict[str, Any]) -> tuple[str, str, int, int]:
-    """A dead-lettered message: the Retries middleware counts failed tries in `retries` (max_retries + 1
-    once exhausted) and keeps the last traceback only (errors: -1, not recorded)."""
+    """A dead-lettered message. The nack moves the body as it was last enqueued: the Retries middleware
+    wrote in it the failed tries before the last one (`retries`, equal to max_retries once they ran
+    out) and the traceback of the one before the last (none when max_retries is 0); the last try's own
+    count and error are never stored (errors: -1, not recorded)."""
     payload = _payload(body) or {}
     options = body.get("options") or {}
-    failed = int(options.get("retries", 0))
+    retried = int(options.get("retries", 0))
     budget = int(options.get("max_retries", payload.get("max_retries", 0)))
     lines = str(options.get("traceback", "")).strip().splitlines()
-    error = lines[-1] if lines else "(no traceback recorded)"
-    exhausted = failed > budget and PlannedFailure.__name__ in error
-    reason = f"{RETRIES_EXHAUSTED}: {error}" if exhausted else error
-    return str(payload.get("tid", body.get("message_id", "?"))), reason, max(0, failed - 1), -1
+    error = f"last stored error: {lines[-1]}" if lines else "no error stored"
+    reason = f"{RETRIES_EXHAUSTED} ({error})" if retried >= budget else error
+    return str(payload.get("tid", body.get("message_id", "?"))), reason, retried, -1
 
 
 def _promises(settings: DramatiqSettings) -> Promises:
