@@ -17,14 +17,14 @@ import pytest
 
 pytest.importorskip("dramatiq", reason="dramatiq is not installed: install the extra 'peers' (harness peers install)")
 
-from harness.adapters.base import QueueOptions, TaskSpec  # noqa: E402
-from harness.agents.common import READY_SUFFIX, URL_ENV  # noqa: E402
-from harness.hosted.base import JOURNAL_ENV, PLAN_ENV, PROCESS_ENV, QUEUE_NAME_ENV, TREE_ENV  # noqa: E402
-from harness.peers.dramatiq import SETTINGS_ENV, VARIANTS, DramatiqSettings, make_broker  # noqa: E402
-from harness.plan import make_plan  # noqa: E402
-from harness.processes import kill_tree, tree_pids  # noqa: E402
-from harness.providers.local import LocalRedis  # noqa: E402
-from harness.scenario import load_scenario  # noqa: E402
+from harness.adapters.base import QueueOptions, TaskSpec
+from harness.agents.common import READY_SUFFIX, URL_ENV
+from harness.hosted.base import JOURNAL_ENV, PLAN_ENV, PROCESS_ENV, QUEUE_NAME_ENV, TREE_ENV
+from harness.peers.dramatiq import SETTINGS_ENV, VARIANTS, DramatiqSettings, make_broker
+from harness.plan import make_plan
+from harness.processes import kill_tree, tree_pids
+from harness.providers.local import LocalRedis
+from harness.scenario import load_scenario
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,9 @@ async def test_a_fetched_message_is_pending_in_its_brokers_acks_set(redis_server
         await adapter.close()
 
 
-async def test_a_message_out_of_retries_is_dead_with_its_stored_count(redis_server: LocalRedis, queue_name: str) -> None:
+async def test_a_message_out_of_retries_is_dead_with_its_stored_count(
+    redis_server: LocalRedis, queue_name: str
+) -> None:
     adapter = VARIANTS["default"]()
     await adapter.connect(redis_server.url, queue_name, QueueOptions())
     worker = make_broker(redis_server.url, DramatiqSettings())
@@ -103,7 +105,7 @@ def test_when_one_worker_process_dies_the_whole_tree_shuts_down(
         main = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
     try:
-        _wait(lambda: (tmp_path / f"consumer-0#1{READY_SUFFIX}").exists(), 60, "a worker process to boot")
+        _wait((tmp_path / f"consumer-0#1{READY_SUFFIX}").exists, 60, "a worker process to boot")
         _wait(lambda: len(tree_pids(TREE_ENV, "tree-test")) >= 3, 30, "the main and two worker processes")
         victim, survivor = [pid for pid in tree_pids(TREE_ENV, "tree-test") if pid != main.pid][:2]
         os.kill(victim, signal.SIGKILL)

@@ -14,12 +14,12 @@ import pytest
 
 pytest.importorskip("huey", reason="huey is not installed: install the extra 'peers' (harness peers install)")
 
-from huey.utils import Error  # noqa: E402
+from huey.utils import Error
 
-from harness.adapters.base import QueueOptions, TaskSpec  # noqa: E402
-from harness.hosted.handler import PlannedFailure  # noqa: E402
-from harness.peers.huey import VARIANTS, HueySettings, make_huey  # noqa: E402
-from harness.providers.local import LocalRedis  # noqa: E402
+from harness.adapters.base import QueueOptions, TaskSpec
+from harness.hosted.handler import PlannedFailure
+from harness.peers.huey import VARIANTS, HueySettings, make_huey
+from harness.providers.local import LocalRedis
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]
