@@ -149,7 +149,9 @@ class DramatiqAdapter:
         try:
             await self._call(self._broker.client.ping)
         except AdapterUnavailable:
-            await self.close()
+            # The agents call connect again on the same adapter (harness.agents.common.connect): keep the
+            # client's thread, drop its connections.
+            self._broker.client.close()
             raise
 
     async def close(self) -> None:

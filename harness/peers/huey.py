@@ -172,7 +172,9 @@ class HueyAdapter:
         try:
             await self._call(self._storage().conn.ping)
         except AdapterUnavailable:
-            await self.close()
+            # The agents call connect again on the same adapter (harness.agents.common.connect): keep the
+            # client's thread, drop its connections.
+            self._storage().conn.close()
             raise
 
     async def close(self) -> None:
@@ -301,10 +303,12 @@ def _promises(settings: HueySettings) -> Promises:
     # of messages, and does not do acknowledgement of completed tasks"; a task running when its consumer
     # is killed is lost (huey #418, #559, #733, #844). Retries re-enqueue the task (api.py
     # _requeue_task); the error of a task out of retries is kept in the result store, the closest huey
-    # has to a dead-letter record. PriorityRedisHuey pops the highest priority first (BZPOPMIN); a
-    # RedisHuey is one list, LPUSH and BRPOP: first in, first popped, though N threads run them at once.
+    # has to a dead-letter record. PriorityRedisHuey pops the highest priority first (BZPOPMIN). A
+    # RedisHuey pops in the order tasks were pushed (LPUSH, BRPOP), but huey promises no order of
+    # execution: N threads per consumer run what they popped at once, and a popped task waits for its
+    # thread (or its stopped process) while later ones start elsewhere.
     return Promises(
-        delivery="at-most-once", priorities=settings.priorities, fifo=not settings.priorities, retries=True,
+        delivery="at-most-once", priorities=settings.priorities, fifo=False, retries=True,
         dlq=True, ownership_checked=False, renews_lease=False, visibility_timeout_s=None,
         defaults=f"{'PriorityRedisHuey' if settings.priorities else 'RedisHuey'}(name, url=...), results=True, "
         "huey_consumer -w N -k thread (SIGINT graceful, SIGTERM immediate), retries=max_retries, "
