@@ -328,7 +328,7 @@ class _Builder:
             return
         process, invoke_ns, ok_ns = invoke["process"], invoke["time_ns"], completion["time_ns"]
         if self._read_window_ns and invoke_ns == ok_ns:  # a hosted handler's start: the read came before it
-            invoke_ns -= self._read_window_ns
+            invoke_ns = self._hosted_read_ns(process, ok_ns)
         deliveries, aliases, enqueues = index.deliveries, index.aliases, index.enqueues
         batch: list[Delivery] = []
         for entry in completion["value"]["tasks"]:
@@ -395,6 +395,18 @@ class _Builder:
         for (delivered, attempt, error), outcome in zip(tasks, outcomes):
             tid = index.aliases.get(delivered, delivered)
             index.failures.setdefault(tid, []).append(Failure(process, invoke_ns, done_ns, attempt, error, outcome))
+
+    def _hosted_read_ns(self, process: str, start_ns: int) -> int:
+        """When a hosted handler's task was read, at the earliest: up to the read window before its start,
+        and, if its worker was stopped within that window, up to the window before the stop (a task read
+        just before a SIGSTOP starts only after the SIGCONT)."""
+        window_ns = self._read_window_ns
+        read_ns = start_ns - window_ns
+        for fault in self._index.faults:
+            stopped = fault.kind in PAUSE_FAULTS and fault.start_ns < start_ns and targets(fault.target, process)
+            if stopped and fault.end_ns is not None and fault.end_ns >= read_ns:
+                read_ns = min(read_ns, fault.start_ns - window_ns)
+        return read_ns
 
     def _fault_record(self, op: Op) -> None:
         """The nemesis journals each fault under a process of its own (nemesis-N); histories with

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from harness.checkers import Expectations
+from harness.checkers.base import CheckContext, CheckResult
+from harness.checkers.index import HistoryIndex
 from harness.checkers.priority import check_priority
 from tests.unit.checkers.builder import HistoryBuilder, judge
 
@@ -120,3 +122,41 @@ def test_worst_wait_names_the_oldest_waiting_task() -> None:
     assert result.figures["inversions"] == 2
     assert result.figures["worst_wait_ms"] >= 150
     assert {a["waiting"] for a in result.anomalies} == {"oldest"}
+
+
+def _hosted_high_held_by_a_worker(*, paused: bool) -> HistoryBuilder:
+    """A hosted worker (c0#1) read `high` unseen; `low` is enqueued and started by c1#1 a second later;
+    c0#1 starts `high` 2 s after that, because it was SIGSTOPped (or, without the pause, because it sat
+    on it: an inversion the harness must still see)."""
+    h = HistoryBuilder()
+    h.enqueue("p0", ["high"], prio=0)
+    h.advance(ms=10)
+    if paused:
+        h.pause("c0#1")
+    h.advance(s=1)
+    h.enqueue("p0", ["low"], prio=3)
+    h.advance(ms=10)
+    h.start("c1#1.7.0", "low", prio=3)
+    h.advance(s=1)
+    if paused:
+        h.resume()
+    h.advance(ms=50)
+    h.start("c0#1.9.0", "high", prio=0)
+    h.final()
+    return h
+
+
+def _judge_hosted(h: HistoryBuilder) -> CheckResult:
+    index = HistoryIndex.build(h.history(), read_window_ns=250 * 1_000_000)
+    return check_priority(index, CheckContext(hosted=True))
+
+
+def test_a_hosted_start_after_its_worker_was_stopped_may_have_been_read_before_the_stop() -> None:
+    """huey:priorities pause_workers seed 1: 1,263 "inversions", each a higher task a worker popped just
+    before its SIGSTOP and started after the SIGCONT, 2 s later (the harness sees starts, not pops)."""
+    assert _judge_hosted(_hosted_high_held_by_a_worker(paused=True)).figures["inversions"] == 0
+
+
+def test_a_hosted_start_long_after_a_lower_one_without_a_pause_is_an_inversion() -> None:
+    result = _judge_hosted(_hosted_high_held_by_a_worker(paused=False))
+    assert (result.valid, result.figures["inversions"]) == (False, 1)
