@@ -16,6 +16,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Final, NamedTuple
 
 from harness.history import FAIL, INFO, INVOKE, OK, Op
@@ -402,10 +403,15 @@ class _Builder:
         just before a SIGSTOP starts only after the SIGCONT)."""
         window_ns = self._read_window_ns
         read_ns = start_ns - window_ns
-        for fault in self._index.faults:
-            stopped = fault.kind in PAUSE_FAULTS and fault.start_ns < start_ns and targets(fault.target, process)
-            if stopped and fault.end_ns is not None and fault.end_ns >= read_ns:
-                read_ns = min(read_ns, fault.start_ns - window_ns)
+        # Pauses that ended (their end journaled), and pauses whose end the nemesis journals only after the
+        # SIGCONT: the worker's first starts can come before it.
+        ended = ((f.kind, f.target, f.start_ns, f.end_ns) for f in self._index.faults)
+        still_open = ((str(op["value"].get("kind")), str(op["value"].get("target") or ""), op["time_ns"], start_ns)
+                      for op in self._open_faults)  # fmt: skip
+        for kind, target, stop_ns, cont_ns in chain(ended, still_open):
+            stopped = kind in PAUSE_FAULTS and stop_ns < start_ns and targets(target, process)
+            if stopped and cont_ns is not None and cont_ns >= read_ns:
+                read_ns = min(read_ns, stop_ns - window_ns)
         return read_ns
 
     def _fault_record(self, op: Op) -> None:
