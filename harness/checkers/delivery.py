@@ -24,6 +24,7 @@ from harness.checkers._report import NS_PER_S, Examples
 from harness.checkers.base import CheckContext, CheckResult
 from harness.checkers.index import (
     CRASH_FAULTS,
+    NETWORK_CUTS,
     PAUSE_FAULTS,
     Completion,
     Delivery,
@@ -40,9 +41,7 @@ from harness.history import INFO, OK
 # and when the history does not say the persistence setting (histories of older harness versions).
 EVERYSEC_LEAD_NS = 2 * NS_PER_S
 REDIS_WINDOW_LEAD_NS = NS_PER_S
-# Network faults that can keep a client from Redis long enough for its lease to lapse (added latency
-# of a fraction of a second cannot), and Redis faults that stall every client without losing state.
-NETWORK_CUTS = frozenset({"slow-replies", "blackhole", "partition", "drop-replies", "reset"})
+# Redis faults that stall every client without losing state.
 REDIS_STALLS = frozenset({"redis-pause", "client-pause", "debug-sleep", "client-kill"})
 # Persistence settings under which a crash keeps nothing (a flush keeps nothing either).
 _KEEPS_NOTHING = frozenset({"none", "flushed"})

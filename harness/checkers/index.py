@@ -29,6 +29,9 @@ OPEN: Final = "open"  # a fault whose end was never journaled
 
 CRASH_FAULTS: Final = frozenset({"kill", "term", "kill-main", "kill-child"})
 PAUSE_FAULTS: Final = frozenset({"pause", "stop"})
+# Network faults that can keep a client from Redis long enough for its lease to lapse (added latency
+# of a fraction of a second cannot).
+NETWORK_CUTS: Final = frozenset({"slow-replies", "blackhole", "partition", "drop-replies", "reset"})
 WORKER_FAULTS: Final = CRASH_FAULTS | PAUSE_FAULTS
 # Faults after which Redis may have lost or rolled back state (how much: Fault.persistence says).
 # Stalls (redis-pause, client-pause, debug-sleep) and client-kill keep every acknowledged write.
@@ -398,20 +401,29 @@ class _Builder:
             index.failures.setdefault(tid, []).append(Failure(process, invoke_ns, done_ns, attempt, error, outcome))
 
     def _hosted_read_ns(self, process: str, start_ns: int) -> int:
-        """When a hosted handler's task was read, at the earliest: up to the read window before its start,
-        and, if its worker was stopped within that window, up to the window before the stop (a task read
-        just before a SIGSTOP starts only after the SIGCONT)."""
+        """When a hosted handler's task was read, at the earliest: up to the read window before its start;
+        and if its worker was stopped, or cut off from Redis, until shortly before it, up to the window
+        before that began. A task read just before a SIGSTOP starts only after the SIGCONT; the reply to a
+        read a cut held comes after the cut, as late again as the cut lasted (TCP doubles the wait between
+        its retransmissions)."""
         window_ns = self._read_window_ns
         read_ns = start_ns - window_ns
-        # Pauses that ended (their end journaled), and pauses whose end the nemesis journals only after the
-        # SIGCONT: the worker's first starts can come before it.
+        # Faults that ended (their end journaled), and those whose end the nemesis journals only after the
+        # worker's first starts (a pause's end comes after its SIGCONT).
         ended = ((f.kind, f.target, f.start_ns, f.end_ns) for f in self._index.faults)
         still_open = ((str(op["value"].get("kind")), str(op["value"].get("target") or ""), op["time_ns"], start_ns)
                       for op in self._open_faults)  # fmt: skip
-        for kind, target, stop_ns, cont_ns in chain(ended, still_open):
-            stopped = kind in PAUSE_FAULTS and stop_ns < start_ns and targets(target, process)
-            if stopped and cont_ns is not None and cont_ns >= read_ns:
-                read_ns = min(read_ns, stop_ns - window_ns)
+        for kind, target, began_ns, ended_ns in chain(ended, still_open):
+            if ended_ns is None or began_ns >= start_ns:
+                continue
+            if kind in PAUSE_FAULTS and targets(target, process):
+                held_until_ns = ended_ns
+            elif kind in NETWORK_CUTS and (target in ("all", "consumers") or targets(target, process)):
+                held_until_ns = ended_ns + (ended_ns - began_ns)
+            else:
+                continue
+            if held_until_ns >= read_ns:
+                read_ns = min(read_ns, began_ns - window_ns)
         return read_ns
 
     def _fault_record(self, op: Op) -> None:
