@@ -328,18 +328,19 @@ def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Comp
     off from Redis, if Redis itself was hurt, or, for a library that does not renew leases, if its own
     visibility timeout passed. The harness sees a handler start, not the read behind it: the read was
     sent at most a client timeout before its reply came (a held reply can arrive after a later
-    delivery, so holders are ordered by the library's delivery count where it reports one). A library
-    that renews leases promises no repeat while its holder is alive and reachable: a repeat then is
-    unexplained.
+    delivery, so holders are ordered by the library's delivery count where it reports one). The holder
+    that started later may have read the task first: a worker that prefetched it and was then stopped
+    starts it only after the other ran it, so a pause of either holder explains the repeat. A
+    library that renews leases promises no repeat while its holder is alive and reachable: a repeat then
+    is unexplained.
     """
     holds = sorted(((_holding(deliveries, c), c) for c in (earlier, later)), key=_library_order)
     first, (_, first_completion) = holds[0][0], holds[0]
     asked_ns, handed_again_ns = _received_ns(holds[0]) - windows.client_timeout_ns, _received_ns(holds[1])
     start_ns, end_ns = min(asked_ns, handed_again_ns), max(asked_ns, handed_again_ns)
     holder = first_completion.process
-    for fault in windows.faults:
-        if _overlaps(fault, start_ns, end_ns) and (reason := _hosted_fault_reason(fault, holder)):
-            return reason
+    if reason := _faults_explain(windows, start_ns, end_ns, (holder, holds[1][1].process)):
+        return reason
     for exit_ in windows.exits:
         if start_ns <= exit_.time_ns <= end_ns and targets(exit_.process, holder):
             return f"holder's worker died (exit {exit_.code})"
@@ -347,6 +348,20 @@ def _explain_hosted(windows: _Windows, deliveries: list[Delivery], earlier: Comp
         return ""
     if first is not None and handed_again_ns - first.ok_ns > windows.visibility_ns:
         return "visibility timeout passed"
+    return ""
+
+
+def _faults_explain(windows: _Windows, start_ns: int, end_ns: int, holders: tuple[str, str]) -> str:
+    """The first fault between the two deliveries that explains a repeat: one that hit the first holder,
+    or a pause of the second (it may have read the task before it was stopped)."""
+    first, second = holders
+    for fault in windows.faults:
+        if not _overlaps(fault, start_ns, end_ns):
+            continue
+        if reason := _hosted_fault_reason(fault, first):
+            return reason
+        if fault.kind in PAUSE_FAULTS and targets(fault.target, second):
+            return "second holder paused (it may have read the task before the pause)"
     return ""
 
 
