@@ -140,3 +140,18 @@ def test_a_short_steady_run_is_valid(tmp_path: Path) -> None:
     verdict = verdict_of(tmp_path)
     assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
     assert figures(verdict, "delivery")["completed"] == 600
+
+
+def test_the_pause_past_the_heartbeat_finding_reproduces(tmp_path: Path) -> None:
+    """A worker stopped past the heartbeat timeout has its messages put back and run by another worker; it
+    runs them too once resumed (dramatiq #692): repeats, each explained by the pause."""
+    done = harness("replay", str(FINDING_PLAN), "--out", str(tmp_path))
+    verdict = verdict_of(tmp_path)
+    assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
+    delivery = next(c for c in verdict["checkers"] if c["name"] == "delivery")
+    assert delivery["figures"]["duplicated_explained"] >= 1
+    repeats = [a for a in delivery["anomalies"] if a["kind"] == "duplicated_explained"]
+    workers = [{lane.split(".")[0] for lane in a["by"]} for a in repeats]
+    # "owner paused", or "second holder paused" when the stopped worker had prefetched the message and
+    # started it only after the other worker ran it.
+    assert repeats and all("paused" in a["reasons"][0] for a in repeats) and all(len(w) == 2 for w in workers)

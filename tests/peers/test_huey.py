@@ -106,3 +106,12 @@ def test_a_short_steady_run_is_valid(tmp_path: Path) -> None:
     verdict = verdict_of(tmp_path)
     assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
     assert figures(verdict, "delivery")["completed"] == 1000
+
+
+def test_the_killed_consumer_finding_reproduces(tmp_path: Path) -> None:
+    """A SIGKILLed consumer's popped tasks are gone: huey has no acknowledgement (documented at-most-once)."""
+    done = harness("replay", str(FINDING_PLAN), "--out", str(tmp_path))
+    verdict = verdict_of(tmp_path)
+    assert (done.returncode, verdict["valid"]) == (1, False), done.stderr[-3000:]
+    assert figures(verdict, "delivery")["lost"] >= 1
+    assert verdict["promises"]["delivery"] == "at-most-once"
