@@ -278,7 +278,7 @@ class _Snapshot:
 
     @classmethod
     def read(cls, client: redis.Redis, keys: _Keys) -> _Snapshot:
-        brokers = _ids(client.zrange(keys.heartbeats, 0, -1))
+        brokers = _holders(client, keys)
         with client.pipeline(transaction=True) as pipe:  # one consistent view
             pipe.lrange(keys.queue, 0, -1)
             pipe.lrange(keys.delayed, 0, -1)
@@ -322,6 +322,18 @@ class _Snapshot:
                  "delayed": len(self.delayed) + len(self.held_delayed), "dead": len(self.dead),
                  "bodies": len(self.bodies), "holders": len(self.held)}  # fmt: skip
         return FinalState(ready=ready, pending=pending, delayed=delayed, dead=dead, foreign=foreign, stats=stats)
+
+
+def _holders(client: redis.Redis, keys: _Keys) -> list[str]:
+    """Every broker id with an acks set for the queue or its delay queue: the heartbeating ones, and any
+    other a SCAN finds (once, at the final read; maintenance drops a broker from the heartbeats only when
+    it holds nothing, but the final read should not depend on that)."""
+    prefix = f"{NAMESPACE}:__acks__."
+    found = set(_ids(client.zrange(keys.heartbeats, 0, -1)))
+    for queue_name in (keys.name, keys.delayed_name):
+        for key in client.scan_iter(match=keys.acks("*", queue_name), count=1000):
+            found.add(key.decode()[len(prefix) :].split(".", 1)[0])
+    return sorted(found)
 
 
 def _ids(raw: Any) -> list[str]:
