@@ -32,6 +32,7 @@ from harness.checkers._report import NS_PER_S, Examples
 from harness.checkers.base import CheckContext, CheckResult
 from harness.checkers.index import (
     CRASH_FAULTS,
+    NETWORK_CUTS,
     PAUSE_FAULTS,
     TOPOLOGY_LOSS_KINDS,
     Completion,
@@ -48,9 +49,7 @@ from harness.history import INFO, OK
 # and when the history does not say the persistence setting (histories of older harness versions).
 EVERYSEC_LEAD_NS = 2 * NS_PER_S
 REDIS_WINDOW_LEAD_NS = NS_PER_S
-# Network faults that can keep a client from Redis long enough for its lease to lapse (added latency
-# of a fraction of a second cannot), and Redis faults that stall every client without losing state.
-NETWORK_CUTS = frozenset({"slow-replies", "blackhole", "partition", "drop-replies", "reset"})
+# Redis faults that stall every client without losing state.
 REDIS_STALLS = frozenset({"redis-pause", "client-pause", "debug-sleep", "client-kill"})
 # Persistence settings under which a crash keeps nothing (a flush keeps nothing either).
 _KEEPS_NOTHING = frozenset({"none", "flushed"})
@@ -407,9 +406,7 @@ def _explain_hosted(
     holder, second = holds[0][1].process, holds[1][1].process
     for fault in windows.faults:
         since_readable = (readable_ns, handed_again_ns)
-        if reason := _hosted_fault_reason(
-            fault, (start_ns, end_ns), since_readable, first_received_ns, (holder, second)
-        ):
+        if reason := _hosted_fault_reason(fault, (start_ns, end_ns), since_readable, (holder, second)):
             return reason
     for who, at_ns, how in windows.deaths:
         if start_ns <= at_ns <= end_ns and targets(who, holder):
@@ -422,7 +419,7 @@ def _explain_hosted(
 
 
 def _hosted_fault_reason(
-    fault: Fault, window: tuple[int, int], since_readable: tuple[int, int], first_received_ns: int, by: tuple[str, str]
+    fault: Fault, window: tuple[int, int], since_readable: tuple[int, int], by: tuple[str, str]
 ) -> str:
     holder, second = by
     if _hurts_every_holder(fault):
@@ -436,9 +433,10 @@ def _hosted_fault_reason(
         return f"holder hit by {fault.kind}"
     if fault.kind in PAUSE_FAULTS and targets(fault.target, holder):
         return "owner paused"
-    # The later starter may have read it first, been paused holding it, and started it once resumed.
-    if fault.kind in PAUSE_FAULTS and targets(fault.target, second) and fault.start_ns <= first_received_ns:
-        return "owner paused (read before the pause, started after it)"
+    # The later starter may have read it first (a prefetch), been paused holding it, and started it once
+    # resumed, after the other ran it.
+    if fault.kind in PAUSE_FAULTS and targets(fault.target, second):
+        return "second holder paused (it may have read the task before the pause)"
     return ""
 
 

@@ -31,6 +31,9 @@ OPEN: Final = "open"  # a fault whose end was never journaled
 CRASH_FAULTS: Final = frozenset({"kill", "term", "kill-main", "kill-child"})
 PAUSE_FAULTS: Final = frozenset({"pause", "stop"})
 GRACEFUL_STOPS: Final = frozenset({"term"})  # a worker told to stop, which hands back what it holds
+# Network faults that can keep a client from Redis long enough for its lease to lapse (added latency
+# of a fraction of a second cannot).
+NETWORK_CUTS: Final = frozenset({"slow-replies", "blackhole", "partition", "drop-replies", "reset"})
 WORKER_FAULTS: Final = CRASH_FAULTS | PAUSE_FAULTS
 # Faults after which Redis may have lost or rolled back state (how much: Fault.persistence says).
 # Stalls (redis-pause, client-pause, debug-sleep) and client-kill keep every acknowledged write.
@@ -429,10 +432,15 @@ class _Builder:
         before; and for a worker paused, or held by a Redis or network fault, just before the start,
         before that fault (a prefetched or popped task waits it out)."""
         invoke_ns = ok_ns - self._read_window_ns
-        for target, start_ns, end_ns, _ in self._pauses:
+        for target, start_ns, end_ns, op in self._pauses:
+            held_until_ns = end_ns
+            if end_ns is not None and op["value"].get("kind") in NETWORK_CUTS:
+                # The reply to a read a cut held comes after the cut, as late again as the cut lasted (TCP
+                # doubles the wait between its retransmissions).
+                held_until_ns = end_ns + (end_ns - start_ns)
             if (
                 start_ns <= ok_ns
-                and (end_ns is None or end_ns >= invoke_ns)
+                and (held_until_ns is None or held_until_ns >= invoke_ns)
                 and (not target or targets(target, process))
             ):
                 invoke_ns = min(invoke_ns, start_ns - self._read_window_ns)

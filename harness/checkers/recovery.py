@@ -8,7 +8,7 @@ from bisect import bisect_right
 
 from harness.checkers._report import NS_PER_S, Examples, percentile, seconds
 from harness.checkers.base import CheckContext, CheckResult
-from harness.checkers.index import CRASH_FAULTS, Fault, HistoryIndex
+from harness.checkers.index import CRASH_FAULTS, Fault, HistoryIndex, targets
 from harness.checkers.throughput import throughput_back, throughput_note, throughput_summary
 from harness.history import INFO, OK
 
@@ -75,12 +75,16 @@ def _verdict(
 
 
 def _next_delivery_ns(index: HistoryIndex, tid: str, fault: Fault) -> int | None:
+    """From the fault's start to the task's next delivery to another worker. The victim itself may still
+    start a task in the moment between the fault's start and its death (a hosted worker's handler, while
+    the nemesis stops its tree): that is the delivery the fault cut short, not a redelivery."""
     deliveries = index.deliveries.get(tid)
     if not deliveries:
         return None
     # Deliveries are kept in order of ok time.
     position = bisect_right([d.ok_ns for d in deliveries], fault.start_ns)
-    return deliveries[position].ok_ns - fault.start_ns if position < len(deliveries) else None
+    later = [d for d in deliveries[position:] if not targets(fault.target, d.process)]
+    return later[0].ok_ns - fault.start_ns if later else None
 
 
 def _failed_as_it_died(index: HistoryIndex, tid: str, fault: Fault) -> bool:

@@ -179,3 +179,31 @@ def test_a_raise_the_library_never_recorded_counts_once_per_attempt() -> None:
         early.finish("consumer-0#1.1.0", "t1", error="boom", attempt=attempt)
     early.final(dead=[("t1", "retries exhausted: boom", 2, 3)])
     assert check_dlq(HistoryIndex.build(early.history()), CheckContext(hosted=True)).figures["wrong_error_count"] == 1
+
+
+def _prefetched_by_a_worker_then_stopped(*, paused: bool) -> HistoryBuilder:
+    """dramatiq short-heartbeat, dramatiq_pause_past_heartbeat seed 1: worker B fetched t1 into its
+    prefetch and was SIGSTOPped before starting it; its heartbeat lapsed, worker A got t1 and ran it; B,
+    resumed, started t1 from its prefetch. B started second but read first."""
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    if paused:
+        h.pause("consumer-1#1")
+    h.advance(s=3)
+    h.start("consumer-0#1.100.0", "t1")
+    h.finish("consumer-0#1.100.0", "t1")
+    h.advance(s=1)
+    h.start("consumer-1#1.200.0", "t1")
+    if paused:
+        h.resume()  # the nemesis journals the end after the SIGCONT: B's first start can come before it
+    h.finish("consumer-1#1.200.0", "t1")
+    h.final()
+    return h
+
+
+def test_a_pause_of_the_holder_that_started_second_explains_the_repeat() -> None:
+    delivery = hosted(_prefetched_by_a_worker_then_stopped(paused=True))["delivery"]
+    assert (delivery.valid, delivery.figures["duplicated_explained"]) == (True, 1)
+    assert delivery.anomalies[0]["reasons"] == ["second holder paused (it may have read the task before the pause)"]
+    unpaused = hosted(_prefetched_by_a_worker_then_stopped(paused=False))["delivery"]
+    assert (unpaused.valid, unpaused.figures["duplicated_unexplained"]) == (False, 1)

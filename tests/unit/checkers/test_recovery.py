@@ -139,3 +139,18 @@ def test_a_task_never_seen_again_is_not_recovered_within_the_rest_of_the_run() -
 def test_recovered_tasks_carry_no_not_recovered_figure() -> None:
     result = judge(check_recovery, killed_then_reclaimed(2.0))
     assert "not_recovered_within_s" not in result.figures
+
+
+def test_a_start_by_the_victim_itself_as_it_was_killed_is_no_redelivery() -> None:
+    """huey kill_workers seed 1: a hosted worker's handler started a task in the moment between the kill's
+    start and the death of its tree; the task was never run again (no acknowledgement). That start is not a
+    recovery 0.1 s after the kill: the task was never handed out again."""
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1", "t2"])
+    h.start("c0#1.100.0", "t1")
+    h.kill("c0#1", held=["t1", "t2"])
+    h.start("c0#1.100.1", "t2")
+    h.final()
+    result = judge(check_recovery, h, expect=Expectations(max_recovery_s=5.0))
+    assert result.valid is False
+    assert (result.figures["count"], result.figures["never_redelivered"]) == (0, 2)
