@@ -46,8 +46,9 @@ FAULT_KINDS: dict[str, FaultKind] = {
 }
 
 # When a consumer fault strikes: once the victim holds tasks, while it settles them
-# (an ack or fail in flight), or at once.
-FAULT_AIMS = ("holding", "settling", "failing", "any")
+# (an ack or fail in flight), while it holds tasks it took over from a dead consumer
+# ("reclaimed": the recovery path itself is hit), or at once.
+FAULT_AIMS = ("holding", "settling", "failing", "reclaimed", "any")
 
 
 def targets_for(kind: FaultKind, consumers: int) -> tuple[str, ...]:

@@ -128,10 +128,12 @@ class Fleet:
 @dataclass(frozen=True, slots=True)
 class ConsumerState:
     """What a consumer is doing, as its journal says: the tasks it holds, and what it is
-    settling ("complete" or "fail" sent, its reply not yet journaled; "" when nothing)."""
+    settling ("complete" or "fail" sent, its reply not yet journaled; "" when nothing);
+    `reclaimed` are the held tasks it took over from another consumer (handed out again)."""
 
     held: list[str]
     settling: str
+    reclaimed: list[str] = field(default_factory=list)
 
     def on_target(self, aim: str) -> bool:
         """Whether a fault aimed at `aim` (see harness.faults.FAULT_AIMS) should strike now."""
@@ -139,6 +141,8 @@ class ConsumerState:
             return bool(self.settling)
         if aim == "failing":
             return self.settling == "fail"
+        if aim == "reclaimed":
+            return bool(self.reclaimed)
         return aim == "any" or bool(self.held)
 
 
@@ -152,6 +156,7 @@ def consumer_state(journal: Path, tail_bytes: int = 1 << 20) -> ConsumerState:
     except FileNotFoundError:
         return ConsumerState([], "")
     held: list[str] = []
+    reclaimed: set[str] = set()
     settling: set[str] = set()
     settling_kind = ""
     for line in lines:  # the first line may be cut by the seek: it fails to parse and is skipped
@@ -161,6 +166,8 @@ def consumer_state(journal: Path, tail_bytes: int = 1 << 20) -> ConsumerState:
             continue
         if op["f"] == "deliver" and op["type"] == "ok":
             held = [t[0] for t in op["value"]["tasks"]]
+            # A delivery record is [tid, priority, attempt, deliveries, ...]: handed out before.
+            reclaimed = {t[0] for t in op["value"]["tasks"] if len(t) > 3 and t[3] > 1}
         elif op["f"] in ("complete", "fail"):
             if op["type"] == "invoke":  # still held until the reply says the queue has them
                 settling = {t if isinstance(t, str) else t[0] for t in op["value"]["tasks"]}
@@ -168,4 +175,4 @@ def consumer_state(journal: Path, tail_bytes: int = 1 << 20) -> ConsumerState:
             else:
                 held = [t for t in held if t not in settling]
                 settling, settling_kind = set(), ""
-    return ConsumerState(held, settling_kind)
+    return ConsumerState(held, settling_kind, [t for t in held if t in reclaimed])

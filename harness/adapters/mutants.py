@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.adapters.base import AdapterUnavailable, Delivered
 from harness.adapters.taskq_adapter import TaskqAdapter
+from harness.adapters.zoo import ZOO
 from taskq import RedisUnavailable, Task, TaskPriority
 from taskq.scripts import UNAVAILABLE
 from taskq.task import Receipt, encode_task, new_task_id
@@ -173,5 +174,7 @@ MUTANTS: dict[str, type[TaskqAdapter]] = {
     "split-fail": SplitFail,
     "receipt-map": ReceiptMap,
     "slow": SlowAck,
+    # -- The mutant zoo: bugs reported against other Redis queues (harness/adapters/zoo.py) --
+    **ZOO,
 }
 MUTANT_DOCS = {name: " ".join((cls.__doc__ or "").split()) for name, cls in MUTANTS.items()}

@@ -15,6 +15,7 @@ from taskq import (
     Outcome,
     PayloadError,
     QueueSettings,
+    QueueStats,
     RedisUnavailable,
     Task,
     TaskQueue,
@@ -29,6 +30,8 @@ class TaskqAdapter:
     """taskq as the harness sees it. Consumers reclaim expired leases on the queue's cadence."""
 
     name = "taskq"
+    # What connect builds: mutants of the zoo put a TaskQueue subclass here.
+    queue_class: type[TaskQueue] = TaskQueue
 
     def __init__(self) -> None:
         self._queue: TaskQueue | None = None
@@ -50,7 +53,7 @@ class TaskqAdapter:
             block_ms=options.block_ms,
             socket_timeout_s=5.0,
         )
-        self._queue = TaskQueue(url, settings=settings)
+        self._queue = self.queue_class(url, settings=settings)
         try:
             await self._queue.connect()
         except RedisUnavailable as exc:
@@ -112,9 +115,13 @@ class TaskqAdapter:
             raise AdapterUnavailable(str(exc)) from exc
         return [_FAIL_OUTCOMES.get(o, "refused") for o in outcomes]
 
+    async def stats(self) -> QueueStats:
+        """The queue's counts, as the harness (not the agents) reads them for depth and the final state."""
+        return await self.queue.stats()
+
     async def depth(self) -> dict[str, int]:
         try:
-            stats = await self.queue.stats()
+            stats = await self.stats()
         except RedisUnavailable as exc:
             raise AdapterUnavailable(str(exc)) from exc
         return {
@@ -158,7 +165,7 @@ class TaskqAdapter:
             for d in await queue.dlq.all()
             if d.task is not None and isinstance(d.task.payload, dict)
         ]
-        stats = (await queue.stats()).as_dict()
+        stats = (await self.stats()).as_dict()
         return FinalState(
             ready=ready,
             pending=pending,

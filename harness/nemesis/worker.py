@@ -22,15 +22,22 @@ def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Ag
     return slot, agent
 
 
-async def _aim(agent: Agent, aim: str, patience_s: float = 1.0) -> list[str]:
+# How long a fault waits for its aim before it strikes anyway. A reclaim comes a visibility
+# timeout (or more) after the crash that left the tasks behind, so "reclaimed" waits longer.
+AIM_PATIENCE_S = {"reclaimed": 3.0}
+DEFAULT_PATIENCE_S = 1.0
+
+
+async def _aim(agent: Agent, aim: str) -> list[str]:
     """Wait (briefly) until the victim is where the fault should hit; returns what it holds.
 
     A consumer spends part of its time waiting for work, and striking then proves
     nothing: "holding" waits until it holds tasks, "settling" until an ack or fail
-    is in flight (where a two-step settle can be split), "failing" until a fail is.
-    After `patience_s` it strikes anyway.
+    is in flight (where a two-step settle can be split), "failing" until a fail is,
+    "reclaimed" until it holds tasks it took over from another consumer (so the
+    recovery path itself is hit). After its patience it strikes anyway.
     """
-    deadline = time.monotonic() + patience_s
+    deadline = time.monotonic() + AIM_PATIENCE_S.get(aim, DEFAULT_PATIENCE_S)
     state = consumer_state(agent.journal)
     while not state.on_target(aim) and time.monotonic() < deadline and agent.alive():
         await asyncio.sleep(0.001)

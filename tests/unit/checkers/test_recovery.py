@@ -89,3 +89,53 @@ def test_held_task_whose_ack_was_in_flight_at_the_kill_is_fine() -> None:
     result = judge(check_recovery, h)
     assert result.figures["never_redelivered"] == 0
     assert result.figures["settled_without_redelivery"] == 1
+
+
+# -- service after Redis and network faults -------------------------------------------------------
+
+
+def flushed_then(outcomes: list[str], *, kind: str = "flushall") -> HistoryBuilder:
+    """A Redis fault, then a second of grace, then one enqueue batch per outcome."""
+    h = HistoryBuilder()
+    h.phase("load")
+    run_task(h, "t0")
+    h.fault(kind, "redis" if kind != "kill" else "c0")
+    h.advance(s=1.5)
+    for n, outcome in enumerate(outcomes):
+        h.enqueue("p0", [f"t{n + 1}"], outcome=outcome)
+    h.final()
+    return h
+
+
+def test_a_queue_that_refuses_every_enqueue_after_a_fault_is_out_of_service() -> None:
+    result = judge(check_recovery, flushed_then(["fail"] * 4 + ["info"] * 2))
+    assert result.valid is False
+    assert result.figures["never_back_in_service"] == 1
+    example = result.anomalies[0]
+    assert example["kind"] == "never_back_in_service"
+    assert (example["fault"], example["enqueues_after"], example["outcomes"]) == ("flushall", 6, {"fail": 4, "info": 2})
+
+
+def test_one_accepted_enqueue_after_the_fault_is_service_back() -> None:
+    assert judge(check_recovery, flushed_then(["fail"] * 6 + ["ok"])).valid is True
+
+
+def test_too_few_enqueues_after_the_fault_prove_nothing() -> None:
+    assert judge(check_recovery, flushed_then(["fail"] * 4)).valid is True
+
+
+def test_refusals_inside_the_grace_second_are_not_counted() -> None:
+    h = HistoryBuilder()
+    h.phase("load")
+    h.fault("redis-kill", "redis")
+    for n in range(6):
+        h.enqueue("p0", [f"t{n}"], outcome="info")  # reconnecting
+    h.advance(s=1.0)
+    h.enqueue("p0", ["t9"])
+    h.final()
+    assert judge(check_recovery, h).valid is True
+
+
+def test_worker_faults_never_take_the_queue_out_of_service() -> None:
+    h = flushed_then(["fail"] * 6, kind="kill")
+    assert "never_back_in_service" not in judge(check_recovery, h).figures
