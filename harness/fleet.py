@@ -141,8 +141,6 @@ class ConsumerState:
             return bool(self.settling)
         if aim == "failing":
             return self.settling == "fail"
-        if aim == "reclaimed":
-            return bool(self.reclaimed)
         return aim == "any" or bool(self.held)
 
 

@@ -30,6 +30,8 @@ from taskq.task import Receipt, decode_task, encode_task
 
 # What a MAXLEN-trimming producer keeps per stream: a cap sized for a queue that keeps up.
 MAXLEN = 100
+# How long a worker loop waits after a failed read before it tries again (a NOGROUP, say).
+ERROR_BACKOFF_S = 1.0
 
 
 class _ZooAdapter(TaskqAdapter):
@@ -409,6 +411,7 @@ class _GroupsAtStartup(_ZooAdapter):
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
+                await asyncio.sleep(ERROR_BACKOFF_S)  # logged, and tried again after a pause
                 await self._group_lost(stream)
                 continue
             entries += [(prio, entry_id, 1, fields) for _, rows in reply or [] for entry_id, fields in rows]
@@ -427,7 +430,7 @@ class NoGroupRecreate(_GroupsAtStartup):
     name = "taskq-mutant:no-group-recreate"
 
     async def _group_lost(self, stream: str) -> None:
-        pass  # logged and retried, forever
+        pass  # and the next read fails the same way, until the process restarts
 
 
 class GroupAtDollar(_GroupsAtStartup):

@@ -6,14 +6,19 @@ import asyncio
 import signal
 import time
 
+from harness.faults import RECLAIMER
 from harness.fleet import Agent, consumer_state
 from harness.history import INFO, INVOKE, OK
 from harness.nemesis.base import FaultContext, fault, wait_exit
 from harness.plan import FaultEvent
 
+# A reclaim comes a visibility timeout (or more) after the crash that left the tasks behind: a fault
+# aimed at the reclaimer waits this long for one before it settles for any consumer holding tasks.
+RECLAIMER_PATIENCE_S = 3.0
 
-def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Agent] | None:
-    slot = int(event.target.removeprefix("consumer-"))
+
+async def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Agent] | None:
+    slot = await _reclaimer(ctx) if event.target == RECLAIMER else int(event.target.removeprefix("consumer-"))
     agent = ctx.fleet.consumer(slot)
     if slot in ctx.busy_slots or not agent.alive():
         ctx.journal.record(process, INVOKE, "fault", {"kind": event.kind, "target": agent.name, "held": []})
@@ -22,22 +27,29 @@ def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Ag
     return slot, agent
 
 
-# How long a fault waits for its aim before it strikes anyway. A reclaim comes a visibility
-# timeout (or more) after the crash that left the tasks behind, so "reclaimed" waits longer.
-AIM_PATIENCE_S = {"reclaimed": 3.0}
-DEFAULT_PATIENCE_S = 1.0
+async def _reclaimer(ctx: FaultContext) -> int:
+    """The slot of a live consumer holding tasks it took over from another (waiting for one up to
+    RECLAIMER_PATIENCE_S); failing that, of one holding any task; failing that, the first live one."""
+    deadline = time.monotonic() + RECLAIMER_PATIENCE_S
+    while True:
+        live = {slot: consumer_state(agent.journal) for slot, agent in ctx.fleet.consumers.items()
+                if agent.alive() and slot not in ctx.busy_slots}  # fmt: skip
+        taken_over = [slot for slot, state in live.items() if state.reclaimed]
+        if taken_over or time.monotonic() >= deadline:
+            holding = [slot for slot, state in live.items() if state.held]
+            return (taken_over or holding or sorted(live) or [0])[0]
+        await asyncio.sleep(0.002)
 
 
-async def _aim(agent: Agent, aim: str) -> list[str]:
+async def _aim(agent: Agent, aim: str, patience_s: float = 1.0) -> list[str]:
     """Wait (briefly) until the victim is where the fault should hit; returns what it holds.
 
     A consumer spends part of its time waiting for work, and striking then proves
     nothing: "holding" waits until it holds tasks, "settling" until an ack or fail
-    is in flight (where a two-step settle can be split), "failing" until a fail is,
-    "reclaimed" until it holds tasks it took over from another consumer (so the
-    recovery path itself is hit). After its patience it strikes anyway.
+    is in flight (where a two-step settle can be split), "failing" until a fail is.
+    After `patience_s` it strikes anyway.
     """
-    deadline = time.monotonic() + AIM_PATIENCE_S.get(aim, DEFAULT_PATIENCE_S)
+    deadline = time.monotonic() + patience_s
     state = consumer_state(agent.journal)
     while not state.on_target(aim) and time.monotonic() < deadline and agent.alive():
         await asyncio.sleep(0.001)
@@ -72,21 +84,21 @@ async def _down_then_replace(
 @fault("kill")
 async def kill(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGKILL a consumer mid-work; a new one takes its slot after duration_s."""
-    if victim := _victim(ctx, event, process):
+    if victim := await _victim(ctx, event, process):
         await _down_then_replace(ctx, event, process, *victim, signal.SIGKILL)
 
 
 @fault("term")
 async def term(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGTERM: the consumer settles what it holds and exits; replaced after duration_s."""
-    if victim := _victim(ctx, event, process):
+    if victim := await _victim(ctx, event, process):
         await _down_then_replace(ctx, event, process, *victim, signal.SIGTERM)
 
 
 @fault("pause")
 async def pause(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGSTOP for duration_s, then SIGCONT: past the visibility timeout its leases expire."""
-    victim = _victim(ctx, event, process)
+    victim = await _victim(ctx, event, process)
     if victim is None:
         return
     slot, agent = victim
