@@ -9,6 +9,7 @@ many completions) rather than by wall-clock time.
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 import time
@@ -21,24 +22,61 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import FlakyFailure, NoSuchExample
 
+from harness.faults import RECLAIMER
 from harness.plan import Plan, make_plan
 from harness.runner import new_run_folder, run
 from harness.scenario import scenario_from_dict
 
 WORKER_FAULT_KINDS = ("kill", "pause", "term")
+REDIS_FAULT_KINDS = ("flushall", "redis-kill")
+WORKER_AIMS = ("holding", "settling", "failing")
+
+
+def _barrier(draw: st.DrawFn, tasks: int) -> int:
+    return draw(st.integers(0, max(0, tasks - 1)))
 
 
 @st.composite
-def fault_specs(draw: st.DrawFn, tasks: int, consumers: int) -> dict[str, Any]:
+def worker_faults(draw: st.DrawFn, tasks: int, consumers: int) -> list[dict[str, Any]]:
+    """One fault on one consumer, once so many tasks completed."""
     kind = draw(st.sampled_from(WORKER_FAULT_KINDS))
-    return {
+    return [{
         "kind": kind,
-        "after_completed": [draw(st.integers(0, max(0, tasks - 1)))],
+        "after_completed": [_barrier(draw, tasks)],
         "target": f"consumer-{draw(st.integers(0, consumers - 1))}",
         # A pause longer than the visibility timeout makes leases expire; a short one does not.
         "duration_s": draw(st.sampled_from([0.1, 1.0] if kind == "pause" else [0.1, 0.3])),
-        "aim": draw(st.sampled_from(["holding", "settling", "failing"])),
-    }
+        "aim": draw(st.sampled_from(WORKER_AIMS)),
+    }]  # fmt: skip
+
+
+@st.composite
+def reclaimer_kills(draw: st.DrawFn, tasks: int, consumers: int) -> list[dict[str, Any]]:
+    """A kill of a consumer holding tasks, then a kill of whichever consumer takes them over, while it
+    holds them: the recovery path itself dies."""
+    at = _barrier(draw, tasks)
+    victim = f"consumer-{draw(st.integers(0, consumers - 1))}"
+    return [
+        {"kind": "kill", "after_completed": [at], "target": victim, "duration_s": 0.3, "aim": "holding"},
+        {"kind": "kill", "after_completed": [at + 1], "target": RECLAIMER, "duration_s": 0.3, "aim": "holding"},
+    ]
+
+
+@st.composite
+def redis_faults(draw: st.DrawFn, tasks: int) -> list[dict[str, Any]]:
+    """Redis forgets the queue: FLUSHALL (with FUNCTION FLUSH), or a SIGKILL and a restart without
+    persistence, once so many tasks completed."""
+    kind = draw(st.sampled_from(REDIS_FAULT_KINDS))
+    return [{
+        "kind": kind, "after_completed": [_barrier(draw, tasks)], "target": "redis",
+        "duration_s": 0.0 if kind == "flushall" else 0.5, "aim": draw(st.sampled_from(["holding", "settling"])),
+    }]  # fmt: skip
+
+
+def fault_blocks(tasks: int, consumers: int) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """What a plan's faults are made of: a worker fault, a Redis fault, or a kill and a kill of the
+    consumer that took over (a pair: drawn apart, the second would almost never find its victim)."""
+    return st.one_of(worker_faults(tasks, consumers), redis_faults(tasks), reclaimer_kills(tasks, consumers))
 
 
 @st.composite
@@ -46,11 +84,13 @@ def scenarios(draw: st.DrawFn, max_tasks: int = 600) -> dict[str, Any]:
     """A small scenario, as the data a scenario file holds."""
     consumers = draw(st.integers(2, 3))
     tasks = draw(st.integers(50, max_tasks))
+    faults = [spec for block in draw(st.lists(fault_blocks(tasks, consumers), max_size=3)) for spec in block]
     return {
         "name": "generated",
         "description": "drawn by harness.search",
-        "run": {"tasks": tasks, "rate": 0.0, "producers": 1, "consumers": consumers, "duration_s": 5.0,
-                "drain_timeout_s": 15.0},
+        # Paced load keeps tasks coming after a fault; unpaced load is all enqueued in a fraction of a second.
+        "run": {"tasks": tasks, "rate": draw(st.sampled_from([0.0, 250.0])), "producers": 1, "consumers": consumers,
+                "duration_s": 5.0, "drain_timeout_s": 15.0},
         "workload": {
             "failure_probability": draw(st.sampled_from([0.0, 0.2, 0.5])),
             "max_retries": draw(st.integers(0, 2)),
@@ -58,9 +98,12 @@ def scenarios(draw: st.DrawFn, max_tasks: int = 600) -> dict[str, Any]:
             "priorities": draw(st.sampled_from([[0.1, 0.2, 0.5, 0.2], [0.0, 0.0, 1.0, 0.0], [0.5, 0.0, 0.0, 0.5]])),
             "read_count": draw(st.integers(1, 20)),
         },
-        "queue": {"pending_timeout_s": 1.0, "retry_base_delay_s": 0.0},
-        "faults": draw(st.lists(fault_specs(tasks, consumers), max_size=3)),
-        "expect": {"faults_must_hit": False},
+        # Retries now, or after a short delay (through the delayed set and its promotion).
+        "queue": {"pending_timeout_s": 1.0, "retry_base_delay_s": draw(st.sampled_from([0.0, 0.01]))},
+        "faults": faults,
+        # Redis forgetting the queue loses what it held: allowed, and attributed to the fault.
+        "expect": {"faults_must_hit": False,
+                   "loss_allowed_in_redis_fault_windows": any(f["kind"] in REDIS_FAULT_KINDS for f in faults)},
     }  # fmt: skip
 
 
@@ -74,7 +117,7 @@ def plans(queue: str) -> st.SearchStrategy[Plan]:
 
 def plan_size(plan: Plan) -> str:
     run_settings = plan.scenario.run
-    faults = ", ".join(f"{f.kind}@{f.after_completed}" for f in plan.faults) or "no faults"
+    faults = ", ".join(f"{f.kind} {f.target}@{f.after_completed}" for f in plan.faults) or "no faults"
     return f"{run_settings.tasks} tasks, {run_settings.consumers} consumers, {faults}"
 
 
@@ -97,23 +140,41 @@ class SearchOutcome:
 
 
 def search(
-    queue: str, *, max_examples: int, out: Path, seed: int = 0, status: Callable[[str], None] = print
+    queue: str,
+    *,
+    max_examples: int,
+    out: Path,
+    seed: int = 0,
+    max_shrinks: int | None = None,
+    status: Callable[[str], None] = print,
 ) -> SearchOutcome:
-    """Look for a plan on which `queue` is judged invalid; shrink it; save it under `out`."""
+    """Look for a plan on which `queue` is judged invalid; shrink it (with at most `max_shrinks` runs
+    of smaller plans, when given); save it under `out`."""
     calls = {"n": 0, "first_failure": 0}
+    seen: dict[str, bool] = {}  # Hypothesis may ask about a plan again: the answer must not change
     start = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     plan_file = out / f"{queue.replace(':', '-')}.plan.json"
 
     def invalid(plan: Plan) -> bool:
         with tempfile.TemporaryDirectory() as runs:
-            return run(plan, new_run_folder(Path(runs), plan), status=lambda line: None).verdict["valid"] is False
+            folder = new_run_folder(Path(runs), plan)
+            return run(plan, folder, status=lambda line: None, reports=False).verdict["valid"] is False
+
+    def budget_spent() -> bool:
+        first = calls["first_failure"]
+        return bool(first) and max_shrinks is not None and calls["n"] - first >= max_shrinks
 
     def fails(plan: Plan) -> bool:
+        key = json.dumps(plan.to_dict(), sort_keys=True)
+        if key in seen:
+            return seen[key]
+        if budget_spent():
+            return False  # no more runs: Hypothesis ends with the smallest failure so far
         calls["n"] += 1
         # A failure counts only if it happens again: a plan that fails by chance (a stall
         # that let a lease expire) would lead the shrinker to a reproduction that is not one.
-        failed = invalid(plan) and invalid(plan)
+        failed = seen[key] = invalid(plan) and invalid(plan)
         if failed:
             calls["first_failure"] = calls["first_failure"] or calls["n"]
             plan.save(plan_file)  # the last failure saved is the shrunk one
