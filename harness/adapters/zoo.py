@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 from redis.exceptions import LockError, ResponseError
@@ -526,6 +526,29 @@ async def _pending_count(queue: TaskQueue, stream: str) -> int:
         return 0  # no group: nothing is pending
     return int(summary["pending"])
 
+
+class Exposure(NamedTuple):
+    """Where a mutant's bug shows: the scenario that exposes it, the checker that names it, and that
+    checker's figure for it (tests/chaos/test_zoo.py, harness/bench/zoo.py)."""
+
+    scenario: str
+    checker: str
+    figure: str
+
+
+EXPOSURES: dict[str, Exposure] = {
+    "early-ack": Exposure("kill_reclaimers", "delivery", "lost"),
+    "fail-ack-first": Exposure("retries_and_dlq", "delivery", "lost"),
+    "no-reclaim": Exposure("kill_reclaimers", "recovery", "never_redelivered"),
+    "reclaim-lock-leak": Exposure("kill_reclaimers", "recovery", "never_redelivered"),
+    "count-reset": Exposure("poison_pill", "retry", "delivery_count_resets"),
+    "non-strict-priority": Exposure("priority_backlog", "priority", "inversions"),
+    "promote-split": Exposure("retries_and_dlq", "delivery", "duplicated_unexplained"),
+    "maxlen-trim": Exposure("priority_backlog", "delivery", "lost"),
+    "no-group-recreate": Exposure("redis_restart_empty", "leaks", "ready"),
+    "group-at-dollar": Exposure("redis_restart_empty", "leaks", "skipped"),
+    "no-function-reload": Exposure("redis_restart_empty", "recovery", "never_back_in_service"),
+}
 
 # The zoo, by the name `--queue taskq-mutant:NAME` takes (harness.adapters.mutants merges it).
 ZOO: dict[str, type[TaskqAdapter]] = {
