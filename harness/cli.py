@@ -149,12 +149,13 @@ def replay_command(run: Path, out_dir: Path, redis: str | None) -> None:
 @click.option(
     "--max-shrinks",
     type=click.IntRange(min=0),
-    default=None,
-    help="Runs of smaller plans once one failed (default: no limit).",
+    default=10,
+    show_default=True,
+    help="Simpler plans to run once one failed (each is a whole run).",
 )
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports/search"), show_default=True)
 @one_line_errors
-def search_command(queue: str, examples: int, seed: int, max_shrinks: int | None, out_dir: Path) -> None:
+def search_command(queue: str, examples: int, seed: int, max_shrinks: int, out_dir: Path) -> None:
     """Generate small fault plans until one makes QUEUE invalid; shrink it to a replayable plan file."""
     from harness.search import search  # noqa: PLC0415 - Hypothesis loads only for this command
 

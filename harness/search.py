@@ -1,5 +1,6 @@
 """Generated fault schedules: Hypothesis draws small plans, the harness runs and judges
-each, and a plan that fails is shrunk to a short reproduction saved as a plan file
+each, and the first plan that fails is shrunk (harness.shrink: simpler plans, one change
+at a time, within a budget of runs) to a short reproduction saved as a plan file
 (`harness replay FILE` runs it again).
 
 Plans are built to give the same verdict when run again: a fixed number of tasks,
@@ -20,12 +21,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
-from hypothesis.errors import FlakyFailure, NoSuchExample
+from hypothesis.errors import NoSuchExample
 
 from harness.faults import RECLAIMER
 from harness.plan import Plan, make_plan
 from harness.runner import new_run_folder, run
 from harness.scenario import scenario_from_dict
+from harness.shrink import shrink
 
 WORKER_FAULT_KINDS = ("kill", "pause", "term")
 REDIS_FAULT_KINDS = ("flushall", "redis-kill")
@@ -139,19 +141,23 @@ class SearchOutcome:
         )
 
 
+# Plans the shrinking may run once one failed: each costs a whole harness run (seconds).
+DEFAULT_MAX_SHRINKS = 10
+
+
 def search(
     queue: str,
     *,
     max_examples: int,
     out: Path,
     seed: int = 0,
-    max_shrinks: int | None = None,
+    max_shrinks: int | None = DEFAULT_MAX_SHRINKS,
     status: Callable[[str], None] = print,
 ) -> SearchOutcome:
-    """Look for a plan on which `queue` is judged invalid; shrink it (with at most `max_shrinks` runs
-    of smaller plans, when given); save it under `out`."""
+    """Look for a plan on which `queue` is judged invalid; shrink it (running at most `max_shrinks`
+    simpler plans; None: until no simpler one fails); save it under `out`."""
     calls = {"n": 0, "first_failure": 0}
-    seen: dict[str, bool] = {}  # Hypothesis may ask about a plan again: the answer must not change
+    seen: dict[str, bool] = {}  # a plan asked about again gets the same answer, without a run
     start = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     plan_file = out / f"{queue.replace(':', '-')}.plan.json"
@@ -161,16 +167,10 @@ def search(
             folder = new_run_folder(Path(runs), plan)
             return run(plan, folder, status=lambda line: None, reports=False).verdict["valid"] is False
 
-    def budget_spent() -> bool:
-        first = calls["first_failure"]
-        return bool(first) and max_shrinks is not None and calls["n"] - first >= max_shrinks
-
     def fails(plan: Plan) -> bool:
         key = json.dumps(plan.to_dict(), sort_keys=True)
         if key in seen:
             return seen[key]
-        if budget_spent():
-            return False  # no more runs: Hypothesis ends with the smallest failure so far
         calls["n"] += 1
         # A failure counts only if it happens again: a plan that fails by chance (a stall
         # that let a lease expire) would lead the shrinker to a reproduction that is not one.
@@ -182,21 +182,20 @@ def search(
         return failed
 
     config = settings(
-        max_examples=max_examples, database=None, deadline=None, phases=[Phase.generate, Phase.shrink],
+        max_examples=max_examples, database=None, deadline=None, phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )  # fmt: skip
     try:
-        found: Plan | None = find(plans(queue), fails, settings=config, random=random.Random(seed))
+        first: Plan | None = find(plans(queue), fails, settings=config, random=random.Random(seed))
     except NoSuchExample:
-        found = None
-    except FlakyFailure:  # the last confirmed failure is still saved: report it
-        found = Plan.load(plan_file) if plan_file.exists() else None
-    first = calls["first_failure"]
+        first = None
+    found = None if first is None else shrink(first, fails, budget=max_shrinks)
+    first_failure = calls["first_failure"]
     return SearchOutcome(
         queue=queue,
         plan=found,
         plan_file=plan_file if found is not None else None,
-        examples_to_find=first if found is not None else calls["n"],
-        shrink_steps=calls["n"] - first if found is not None else 0,
+        examples_to_find=first_failure if found is not None else calls["n"],
+        shrink_steps=calls["n"] - first_failure if found is not None else 0,
         seconds=time.monotonic() - start,
     )
