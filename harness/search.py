@@ -32,20 +32,27 @@ from harness.shrink import shrink
 WORKER_FAULT_KINDS = ("kill", "pause", "term")
 REDIS_FAULT_KINDS = ("flushall", "redis-kill")
 WORKER_AIMS = ("holding", "settling", "failing")
+# A paced plan offers its tasks over this long, whatever their number: a fault in the first half of
+# the work leaves seconds of load after it (how a queue serves after a fault is half of the story).
+LOAD_S = 4.0
 
 
 def _barrier(draw: st.DrawFn, tasks: int) -> int:
-    return draw(st.integers(0, max(0, tasks - 1)))
+    """A completion count in the first half of the work: later, the queue may have run dry."""
+    return draw(st.integers(0, max(0, tasks // 2)))
 
 
 @st.composite
 def worker_faults(draw: st.DrawFn, tasks: int, consumers: int) -> list[dict[str, Any]]:
-    """One fault on one consumer, once so many tasks completed."""
+    """One kind of fault on consumers, one to three times, once so many tasks completed."""
     kind = draw(st.sampled_from(WORKER_FAULT_KINDS))
+    first, spacing = _barrier(draw, tasks), max(1, tasks // 8)
+    barriers = [min(tasks - 1, first + n * spacing) for n in range(draw(st.integers(1, 3)))]
     return [{
         "kind": kind,
-        "after_completed": [_barrier(draw, tasks)],
-        "target": f"consumer-{draw(st.integers(0, consumers - 1))}",
+        "after_completed": barriers,
+        # "consumer": a victim drawn for each strike.
+        "target": draw(st.sampled_from(["consumer", *(f"consumer-{n}" for n in range(consumers))])),
         # A pause longer than the visibility timeout makes leases expire; a short one does not.
         "duration_s": draw(st.sampled_from([0.1, 1.0] if kind == "pause" else [0.1, 0.3])),
         "aim": draw(st.sampled_from(WORKER_AIMS)),
@@ -76,8 +83,8 @@ def redis_faults(draw: st.DrawFn, tasks: int) -> list[dict[str, Any]]:
 
 
 def fault_blocks(tasks: int, consumers: int) -> st.SearchStrategy[list[dict[str, Any]]]:
-    """What a plan's faults are made of: a worker fault, a Redis fault, or a kill and a kill of the
-    consumer that took over (a pair: drawn apart, the second would almost never find its victim)."""
+    """What a plan's faults are made of: faults on consumers, a Redis fault, or a kill and a kill of
+    the consumer that took over (a pair: drawn apart, the second would almost never find its victim)."""
     return st.one_of(worker_faults(tasks, consumers), redis_faults(tasks), reclaimer_kills(tasks, consumers))
 
 
@@ -91,8 +98,8 @@ def scenarios(draw: st.DrawFn, max_tasks: int = 600) -> dict[str, Any]:
         "name": "generated",
         "description": "drawn by harness.search",
         # Paced load keeps tasks coming after a fault; unpaced load is all enqueued in a fraction of a second.
-        "run": {"tasks": tasks, "rate": draw(st.sampled_from([0.0, 250.0])), "producers": 1, "consumers": consumers,
-                "duration_s": 5.0, "drain_timeout_s": 15.0},
+        "run": {"tasks": tasks, "rate": round(tasks / LOAD_S, 1) if draw(st.booleans()) else 0.0, "producers": 1,
+                "consumers": consumers, "duration_s": 5.0, "drain_timeout_s": 15.0},
         "workload": {
             "failure_probability": draw(st.sampled_from([0.0, 0.2, 0.5])),
             "max_retries": draw(st.integers(0, 2)),

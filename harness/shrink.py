@@ -2,9 +2,9 @@
 
 Every run of a plan costs seconds, so the search cannot afford a generic shrinker's hundreds of
 tries. These candidates know what makes a reproduction short to read: fewer faults first (no fault
-at all, then each fault dropped in turn), then fewer tasks, fewer consumers, then the workload's
-knobs set to their plainest (no handler failures, no retries, tasks that take no time, one
-priority, one task per read, unpaced load). A candidate that still fails replaces the plan and the
+at all, then each fault dropped in turn, then each striking once), then fewer tasks, fewer
+consumers, then the workload's knobs set to their plainest (no handler failures, no retries,
+tasks that take no time, one priority, one task per read, unpaced load). A candidate that still fails replaces the plan and the
 candidates start again from it; `shrink` stops when none is left or the budget of runs is spent.
 """
 
@@ -61,6 +61,10 @@ def simpler(plan: Plan) -> Iterator[Plan]:
         yield _with(plan, data, faults=[])
     for position in reversed(range(len(faults)) if len(faults) > 1 else ()):
         yield _with(plan, data, faults=faults[:position] + faults[position + 1 :])
+    for position, fault in enumerate(faults):
+        if len(fault["after_completed"]) > 1:  # strikes once instead of several times
+            once = {**fault, "after_completed": fault["after_completed"][:1]}
+            yield _with(plan, data, faults=[*faults[:position], once, *faults[position + 1 :]])
     tasks = data["run"]["tasks"]
     if tasks is not None and tasks > MIN_TASKS:
         yield _with(plan, data, tasks=MIN_TASKS)

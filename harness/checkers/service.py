@@ -20,7 +20,7 @@ from harness.history import OK
 # Clients reconnect on their next command once Redis answers again; a second covers a restart's
 # reload and a fresh connection, and leaves the seconds after it to judge.
 GRACE_S = 1.0
-MIN_ENQUEUES = 5
+MIN_ENQUEUES = 3
 
 
 def never_back(index: HistoryIndex) -> list[dict[str, Any]]:
