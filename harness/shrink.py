@@ -1,11 +1,12 @@
 """Shrinking a failing plan: simpler plans, one change at a time, most useful first.
 
 Every run of a plan costs seconds, so the search cannot afford a generic shrinker's hundreds of
-tries. These candidates know what makes a reproduction short to read: fewer faults first (no fault
-at all, then each fault dropped in turn, then each striking once), then fewer tasks, fewer
+tries. These candidates know what makes a reproduction short to read: fewer faults first (no
+fault at all, then each fault dropped in turn, then each striking once), then fewer tasks and
 consumers, then the workload's knobs set to their plainest (no handler failures, no retries,
-tasks that take no time, one priority, one task per read, unpaced load). A candidate that still fails replaces the plan and the
-candidates start again from it; `shrink` stops when none is left or the budget of runs is spent.
+tasks that take no time, one priority, one task per read, unpaced load). A candidate that still
+fails replaces the plan, and the candidates start again from it; `shrink` stops when none is
+left or the budget of runs is spent.
 """
 
 from __future__ import annotations
