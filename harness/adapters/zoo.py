@@ -259,9 +259,9 @@ class ReclaimLockLeak(_ZooAdapter):
 class CountReset(_ZooAdapter):
     """Recovered tasks are put back on the queue as new messages, so their delivery count starts
     over (dramatiq's Redis broker requeues a dead worker's messages, and Bogdanp/dramatiq #383
-    asks to stop retrying those forever; kombu's `restore_visible` does the same for celery,
-    celery/celery #5935). A task that kills every worker that runs it never reaches the
-    delivery cap: it loops forever."""
+    asks to stop retrying those forever; kombu's `restore_visible` puts celery's unacked
+    messages back on their list the same way). A task that kills every worker that runs it
+    never reaches the delivery cap: it loops forever."""
 
     name = "taskq-mutant:count-reset"
 
