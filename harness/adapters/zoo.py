@@ -181,9 +181,8 @@ class FailAckFirst(_ZooAdapter):
         await asyncio.sleep(self.gap_s)
         await self._pipeline(self._resend_commands(consumer, retried))
         dead = [(d, error) for d, error in failed if d.attempt >= d.max_retries]
-        if dead:
-            await super().fail(consumer, dead)
-        return _outcomes(failed)
+        answers = iter(await super().fail(consumer, dead) if dead else [])  # taskq's own fail, ownership checked
+        return ["retried" if d.attempt < d.max_retries else next(answers) for d, _ in failed]
 
 
 # -- recovery that never comes --------------------------------------------------------------
