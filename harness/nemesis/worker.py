@@ -14,7 +14,7 @@ from harness.plan import FaultEvent
 
 # A reclaim comes a visibility timeout (or more) after the crash that left the tasks behind: a fault
 # aimed at the reclaimer waits this long for one before it settles for any consumer holding tasks.
-RECLAIMER_PATIENCE_S = 3.0
+RECLAIMER_PATIENCE_S = 5.0
 
 
 async def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Agent] | None:
