@@ -158,16 +158,25 @@ def replay_command(run: Path, out_dir: Path, redis: str | None) -> None:
     "--examples", type=click.IntRange(min=1), default=20, show_default=True, help="Plans to try before shrinking."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the search itself.")
+@click.option(
+    "--max-shrinks",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Simpler plans to run once one failed (each is a whole run).",
+)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports/search"), show_default=True)
 @one_line_errors
-def search_command(queue: str, examples: int, seed: int, out_dir: Path) -> None:
+def search_command(queue: str, examples: int, seed: int, max_shrinks: int, out_dir: Path) -> None:
     """Generate small fault plans until one makes QUEUE invalid; shrink it to a replayable plan file."""
     from harness.search import search  # noqa: PLC0415 - Hypothesis loads only for this command
 
     run_in_peer_environment(queue)
     adapter_factory(queue)
     check_provider("local")
-    outcome = search(queue, max_examples=examples, out=out_dir, seed=seed, status=status_line("search"))
+    outcome = search(
+        queue, max_examples=examples, out=out_dir, seed=seed, max_shrinks=max_shrinks, status=status_line("search")
+    )
     out.print(outcome.summary())
     sys.exit(1 if outcome.plan is not None else 0)
 

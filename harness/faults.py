@@ -84,11 +84,15 @@ TOPOLOGY_KINDS = frozenset({"failover", "split-brain", "promote-lagging", "slot-
 # (an ack or fail in flight), or at once.
 FAULT_AIMS = ("holding", "settling", "failing", "any")
 
+# A consumer fault's victim chosen when it strikes, not when it is planned: the consumer holding tasks
+# it took over from another one (so the recovery path itself is hit; harness/nemesis/worker.py).
+RECLAIMER = "reclaimer"
+
 
 def targets_for(kind: FaultKind, consumers: int) -> tuple[str, ...]:
     """The targets a fault of `kind` may name in a run with `consumers` consumer slots."""
     if kind.role == "consumer":
-        return ("consumer", *(f"consumer-{i}" for i in range(consumers)))
+        return ("consumer", RECLAIMER, *(f"consumer-{i}" for i in range(consumers)))
     if kind.role == "network":
         return ("all", "consumers", "producers")
     return ("redis",)

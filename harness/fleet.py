@@ -236,12 +236,14 @@ HOSTED_SETTLE_WINDOW_NS = 5_000_000
 @dataclass(frozen=True, slots=True)
 class ConsumerState:
     """What a consumer is doing, as its journal says: the tasks it holds, and what it is
-    settling ("complete" or "fail" sent, its reply not yet journaled; "" when nothing)."""
+    settling ("complete" or "fail" sent, its reply not yet journaled; "" when nothing);
+    `reclaimed` are the held tasks it took over from another consumer (handed out again)."""
 
     held: list[str]
     settling: str
     # Per logical process (a hosted handler's lane, "consumer-2#3.<pid>.<n>"): the tasks it holds.
     lanes: dict[str, list[str]] = field(default_factory=dict)
+    reclaimed: list[str] = field(default_factory=list)
 
     def on_target(self, aim: str) -> bool:
         """Whether a fault aimed at `aim` (see harness.faults.FAULT_AIMS) should strike now."""
@@ -266,6 +268,7 @@ def consumer_state(journal: Path, tail_bytes: int = 1 << 18, now_ns: int | None 
     held: dict[str, list[str]] = {}
     settling: dict[str, tuple[str, set[str]]] = {}
     finished: dict[str, tuple[str, int]] = {}
+    reclaimed: set[str] = set()
     for line in lines:  # the first line may be cut by the seek: it fails to parse and is skipped
         try:
             op = orjson.loads(line)
@@ -275,6 +278,8 @@ def consumer_state(journal: Path, tail_bytes: int = 1 << 18, now_ns: int | None 
         if op["f"] == "deliver" and op["type"] == "ok":
             held[process] = [t[0] for t in op["value"]["tasks"]]
             finished.pop(process, None)
+            # A delivery record is [tid, priority, attempt, deliveries, ...]: handed out before.
+            reclaimed.update(t[0] for t in op["value"]["tasks"] if len(t) > 3 and (t[3] or 0) > 1)
         elif op["f"] in ("complete", "fail"):
             if op["type"] == "invoke":  # still held until the reply says the queue has them
                 settling[process] = (op["f"], {t if isinstance(t, str) else t[0] for t in op["value"]["tasks"]})
@@ -287,4 +292,5 @@ def consumer_state(journal: Path, tail_bytes: int = 1 << 18, now_ns: int | None 
     kinds += [kind for process, (kind, at_ns) in finished.items() if "." in process and at_ns >= recent_ns]
     settling_kind = "fail" if "fail" in kinds else (kinds[0] if kinds else "")
     lanes = {process: tids for process, tids in held.items() if tids}
-    return ConsumerState([tid for tids in held.values() for tid in tids], settling_kind, lanes)
+    every = [tid for tids in held.values() for tid in tids]
+    return ConsumerState(every, settling_kind, lanes, [t for t in every if t in reclaimed])

@@ -60,9 +60,10 @@ def new_run_folder(out: Path, plan: Plan) -> Path:
     return stamped_folder(out, plan.scenario.name, str(plan.seed), plan.queue)
 
 
-def run(plan: Plan, folder: Path, *, status: Status, journaling: bool = True) -> RunResult:
+def run(plan: Plan, folder: Path, *, status: Status, journaling: bool = True, reports: bool = True) -> RunResult:
     """Execute the plan into `folder`; returns the verdict. Raises HarnessError when the run
-    could not be carried out (then the folder holds error.txt, never a verdict)."""
+    could not be carried out (then the folder holds error.txt, never a verdict). Without
+    `reports`, only verdict.json is written (no report pages, no plots: the search's runs)."""
     plan.save(folder / "plan.json")
     isolated = needs_namespace(plan)  # a partition needs the local server in a network namespace
     provider = make_provider(plan.redis, folder / "redis", plan.scenario.run.persistence, isolated=isolated)
@@ -80,7 +81,7 @@ def run(plan: Plan, folder: Path, *, status: Status, journaling: bool = True) ->
     history = merge(read_journal(p) for p in sorted((folder / "journals").glob("*.jsonl")))
     write_history(folder / "history.jsonl", history)
     status("checking the history")
-    return RunResult(folder, judge_run(folder, plan, history, facts))
+    return RunResult(folder, judge_run(folder, plan, history, facts, reports=reports))
 
 
 class _Phases:
@@ -154,12 +155,13 @@ async def _load_heal_drain(plan: Plan, fleet: Fleet, ctx: FaultContext, adapter:
     nemesis = asyncio.create_task(run_schedule(ctx, start, load_over))
     progress = _Progress(plan, fleet, adapter, phases.status, start, journal=phases.journal)
     deadline = start + run_settings.duration_s * 3 + PRODUCER_GRACE_S
+    stalled = _Stall(max(3.0, 3 * plan.scenario.queue.pending_timeout_s))
     while time.monotonic() < deadline:
         await _supervise(fleet, ctx, phases.journal)
         await progress.tick()
         # Load ends with the producers, unless faults still wait for their barrier: then
-        # when they have run, or when the queue ran dry and they never can.
-        if fleet.producers_done() and (nemesis.done() or await _idle(adapter)):
+        # when they have run, or when the queue ran dry or stopped completing and they never can.
+        if fleet.producers_done() and (nemesis.done() or await _idle(adapter) or stalled.at(await ctx.completed())):
             break
         await asyncio.sleep(0.05)
     load_over.set()
@@ -206,6 +208,19 @@ async def _drain(
             return
         await asyncio.sleep(0.1)
     phases.status(f"drain ended after {time.monotonic() - started:.0f}s with {last}")
+
+
+class _Stall:
+    """Whether a count stopped moving: the same value for `window_s` (a fault's completion barrier that
+    a stuck queue can no longer reach must not hold the run until its deadline)."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s, self.last, self.since = window_s, -1, time.monotonic()
+
+    def at(self, value: int) -> bool:
+        if value != self.last:
+            self.last, self.since = value, time.monotonic()
+        return time.monotonic() - self.since > self.window_s
 
 
 async def _idle(adapter: QueueClient) -> bool:

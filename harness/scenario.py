@@ -107,7 +107,8 @@ class FaultSpec:
     after_completed: tuple[int, ...] = ()
     # How long a pause lasts, or how long a killed process stays down.
     duration_s: float = 0.5
-    # Which: "consumer" (a random one each time), "consumer-N", "redis", or for network
+    # Which: "consumer" (a random one each time), "consumer-N", "reclaimer" (whichever consumer
+    # holds tasks it took over from another when the fault strikes), "redis", or for network
     # faults "all", "consumers", "producers". Empty: the kind's default.
     target: str = ""
     # When a consumer fault strikes: once the victim holds tasks ("holding"), while it

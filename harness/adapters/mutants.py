@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.adapters.base import AdapterUnavailable, Delivered, TaskSpec
 from harness.adapters.taskq_adapter import TASK_TYPE, TaskqAdapter
+from harness.adapters.zoo import ZOO
 from taskq import Delivery as TaskqDelivery
 from taskq import RedisUnavailable, Task, TaskPriority
 from taskq.scripts import UNAVAILABLE
@@ -330,5 +331,7 @@ MUTANTS: dict[str, type[TaskqAdapter]] = {
     "dlq-no-errors": DlqNoErrors,
     "retry-budget-off-by-one": RetryBudgetOffByOne,
     "retry-priority-drop": RetryPriorityDrop,
+    # -- The mutant zoo: bugs reported against other Redis queues (harness/adapters/zoo.py) --
+    **ZOO,
 }
 MUTANT_DOCS = {name: " ".join((cls.__doc__ or "").split()) for name, cls in MUTANTS.items()}

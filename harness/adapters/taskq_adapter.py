@@ -22,6 +22,7 @@ from taskq import (
     Outcome,
     PayloadError,
     QueueSettings,
+    QueueStats,
     RedisUnavailable,
     ReplicationTimeout,
     Task,
@@ -52,6 +53,8 @@ class TaskqAdapter:
     """taskq as the harness sees it. Consumers reclaim expired leases on the queue's cadence."""
 
     name = "taskq"
+    # What connect builds: mutants of the zoo put a TaskQueue subclass here.
+    queue_class: type[TaskQueue] = TaskQueue
 
     def __init__(self) -> None:
         self._queues: list[TaskQueue] = []
@@ -80,7 +83,7 @@ class TaskqAdapter:
                 replica_wait_timeout_ms=options.replica_wait_timeout_ms,
             )
             # Every queue after the first shares its client: one connection pool (and one cluster map) per process.
-            queues.append(TaskQueue(url, settings=settings, client=queues[0].redis if queues else None))
+            queues.append(self.queue_class(url, settings=settings, client=queues[0].redis if queues else None))
             try:
                 await queues[-1].connect()
             except RedisUnavailable as exc:
@@ -135,7 +138,7 @@ class TaskqAdapter:
         index, self._next_read = self._next_read, (self._next_read + 1) % total
         return [self._delivered(d, index) for d in await self._queues[index].read(consumer, count)]
 
-    def _delivered(self, delivery: Delivery, index: int) -> Delivered:
+    def _delivered(self, delivery: Delivery, index: int = 0) -> Delivered:
         task = delivery.task
         return Delivered(
             tid=task.task_id,
@@ -178,11 +181,16 @@ class TaskqAdapter:
             raise AdapterUnavailable(str(exc)) from exc
         return results
 
+    async def stats(self, queue: TaskQueue | None = None) -> QueueStats:
+        """A queue's counts (the first's by default), as the harness, not the agents, reads them for depth
+        and the final state."""
+        return await (queue or self.queue).stats()
+
     async def depth(self) -> dict[str, int]:
         totals = {"ready": 0, "pending": 0, "delayed": 0, "dead": 0, "completed": 0}
         try:
             for queue in self._queues:
-                stats = await queue.stats()
+                stats = await self.stats(queue)
                 totals["ready"] += stats.total_ready
                 totals["pending"] += stats.total_pending
                 totals["delayed"] += stats.delayed
@@ -194,7 +202,7 @@ class TaskqAdapter:
 
     async def final_state(self) -> FinalState:
         try:
-            states = [await _final_state(queue) for queue in self._queues]
+            states = [await _final_state(queue, await self.stats(queue)) for queue in self._queues]
         except RedisUnavailable as exc:
             raise AdapterUnavailable(str(exc)) from exc
         if len(states) == 1:
@@ -209,7 +217,7 @@ class TaskqAdapter:
         return FinalState(**{**merged.as_value(), "foreign": sum(s.foreign for s in states)})
 
 
-async def _final_state(queue: TaskQueue) -> FinalState:
+async def _final_state(queue: TaskQueue, stats: QueueStats) -> FinalState:
     redis = queue.redis
     ready: list[tuple[str, int]] = []
     pending: list[tuple[str, int, str]] = []
@@ -236,7 +244,6 @@ async def _final_state(queue: TaskQueue) -> FinalState:
         for d in await queue.dlq.all()
         if d.task is not None and isinstance(d.task.payload, dict)
     ]
-    stats = (await queue.stats()).as_dict()
     return FinalState(
         ready=ready,
         pending=pending,
@@ -244,7 +251,7 @@ async def _final_state(queue: TaskQueue) -> FinalState:
         dead=dead,
         acked_not_deleted=acked_not_deleted,
         foreign=foreign,
-        stats=stats,
+        stats=stats.as_dict(),
     )
 
 

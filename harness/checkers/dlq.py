@@ -6,7 +6,11 @@ poison, was never held by a worker a fault hit, and was handed out by no read wh
 lost is an innocent: collateral of a batch-mate that crashed its workers (`innocent_dead`). One whose
 holders lived to finish it, only to have their acks refused, outlived its lease on every delivery (a task
 longer than the visibility timeout under a consumer that does not renew): that is the cap working, and
-is counted apart (`outlived_lease_dead`, not judged)."""
+is counted apart (`outlived_lease_dead`, not judged).
+
+A task the queue said it dead-lettered, missing from the DLQ after a Redis fault whose loss window
+(harness.checkers.delivery.loss_window) covers that answer, went with the state the fault lost: when
+the scenario allows such loss it is counted apart (`missing_in_fault_window`), not as missing."""
 
 from __future__ import annotations
 
@@ -14,12 +18,13 @@ from bisect import bisect_left
 
 from harness.checkers._report import Examples
 from harness.checkers.base import CheckContext, CheckResult
-from harness.checkers.index import DeadEntry, FinalState, HistoryIndex, counted_failures
+from harness.checkers.delivery import loss_window
+from harness.checkers.index import COUNTED_FAILURES, DeadEntry, FinalState, HistoryIndex, counted_failures
 from harness.history import INFO, OK
 
 RETRIES_EXHAUSTED = "retries exhausted"
 DELIVERY_CAP = "delivery cap"
-_NOT_JUDGED = frozenset({"dead", "outlived_lease_dead"})
+_NOT_JUDGED = frozenset({"dead", "outlived_lease_dead", "missing_in_fault_window"})
 UNRECORDED = -1  # a dead entry's attempts or errors the queue does not keep
 
 
@@ -29,16 +34,23 @@ def check_dlq(index: HistoryIndex, context: CheckContext) -> CheckResult:
         return CheckResult(name="dlq", valid=None, note="no final state in the history: the DLQ was never read")
     examples = Examples()
     figures = {"dead": len(final.dead), "dead_and_completed": 0, "missing_from_dlq": 0, "wrong_error_count": 0,
-               "cap_not_reached": 0, "innocent_dead": 0, "outlived_lease_dead": 0}  # fmt: skip
+               "cap_not_reached": 0, "innocent_dead": 0, "outlived_lease_dead": 0,
+               "missing_in_fault_window": 0}  # fmt: skip
     faulted = {tid for fault in index.faults for tid in fault.held}
     for tid, entry in final.dead.items():
         for kind in _judge_dead(index, context, tid, entry, faulted):
             figures[kind] += 1
             examples.add(kind, tid=tid, reason=entry.reason, stored_attempts=entry.attempts,
                          stored_errors=entry.errors, failed_attempts=_counted_failures(index, tid))  # fmt: skip
+    windows = (
+        [w for f in index.faults if (w := loss_window(index, f))]
+        if context.expect.loss_allowed_in_redis_fault_windows
+        else []
+    )
     for tid in _exhausted(index, final):
-        figures["missing_from_dlq"] += 1
-        examples.add("missing_from_dlq", tid=tid, failed_attempts=_counted_failures(index, tid))
+        kind = "missing_in_fault_window" if _lost_with_redis(index, tid, windows) else "missing_from_dlq"
+        figures[kind] += 1
+        examples.add(kind, tid=tid, failed_attempts=_counted_failures(index, tid))
     valid = not any(count for kind, count in figures.items() if kind not in _NOT_JUDGED)
     return CheckResult(name="dlq", valid=valid, figures=figures, anomalies=examples.pick())
 
@@ -92,6 +104,12 @@ def _unseen_reads(index: HistoryIndex, tid: str) -> int:
 
 def _counted_failures(index: HistoryIndex, tid: str) -> int:
     return counted_failures(index.failures.get(tid, ()))
+
+
+def _lost_with_redis(index: HistoryIndex, tid: str, windows: list[tuple[int, int]]) -> bool:
+    """Whether the last answer that put the task in the DLQ (or used up its budget) came inside a loss window."""
+    answers = [f.done_ns or f.invoke_ns for f in index.failures.get(tid, ()) if f.outcome in COUNTED_FAILURES]
+    return bool(answers) and any(start <= answers[-1] <= end for start, end in windows)
 
 
 def _exhausted(index: HistoryIndex, final: FinalState) -> list[str]:

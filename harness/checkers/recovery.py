@@ -1,26 +1,46 @@
 """The recovery checker: how long the tasks a killed (or terminated) worker held took to be handed out
-again, from the fault's start to each task's next delivery to anyone; and for every fault, how long
-after its end throughput was back (harness/checkers/throughput.py; figures, not judged)."""
+again, from the fault's start to each task's next delivery to anyone; whether the queue accepted work
+again after each Redis or network fault (harness/checkers/service.py; judged); and for every fault, how
+long after its end throughput was back (harness/checkers/throughput.py; figures, not judged)."""
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from typing import Any
 
 from harness.checkers._report import NS_PER_S, Examples, percentile, seconds
-from harness.checkers.base import CheckContext, CheckResult
+from harness.checkers.base import MAX_EXAMPLES, CheckContext, CheckResult
 from harness.checkers.index import CRASH_FAULTS, Fault, HistoryIndex, targets
+from harness.checkers.service import never_back
 from harness.checkers.throughput import throughput_back, throughput_note, throughput_summary
 from harness.history import INFO, OK
 
 
 def check_recovery(index: HistoryIndex, context: CheckContext) -> CheckResult:
-    result = _check_redelivery(index, context)
+    result = _with_service(_check_redelivery(index, context), never_back(index))
     back = throughput_back(index)
     if not back:
         return result
     figures = {**result.figures, **throughput_summary(back), "throughput_back": back}
     note = "; ".join(filter(None, (result.note, throughput_note(back))))
     return CheckResult(name="recovery", valid=result.valid, figures=figures, anomalies=result.anomalies, note=note)
+
+
+def _with_service(result: CheckResult, out_of_service: list[dict[str, Any]]) -> CheckResult:
+    """The redelivery result, made invalid by any fault after which the queue never took work again."""
+    if not out_of_service:
+        return result
+    anomalies = [{"kind": "never_back_in_service", **row} for row in out_of_service]
+    worst = out_of_service[0]
+    note = (f"no enqueue accepted after {worst['fault']} ended at {worst['ended_s']}s "
+            f"({worst['enqueues_after']} tried: {worst['outcomes']})")  # fmt: skip
+    return CheckResult(
+        name="recovery",
+        valid=False,
+        figures={**result.figures, "never_back_in_service": len(out_of_service)},
+        anomalies=[*anomalies, *result.anomalies][:MAX_EXAMPLES],
+        note="; ".join(filter(None, (note, result.note))),
+    )
 
 
 def _check_redelivery(index: HistoryIndex, context: CheckContext) -> CheckResult:

@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 
+from harness.faults import RECLAIMER
 from harness.fleet import Agent, consumer_state
 from harness.history import INFO, INVOKE, OK
 from harness.nemesis.base import FaultContext, fault, wait_exit
@@ -28,15 +29,33 @@ TERM_PATIENCE_S = 15.0
 # before it strikes anyway: on a loaded machine a restarted worker can take seconds to start reading.
 AIM_PATIENCE_S = 5.0
 
+# A reclaim comes a visibility timeout (or more) after the crash that left the tasks behind: a fault
+# aimed at the reclaimer waits this long for one before it settles for any consumer holding tasks.
+RECLAIMER_PATIENCE_S = 5.0
 
-def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Agent] | None:
-    slot = int(event.target.removeprefix("consumer-"))
+
+async def _victim(ctx: FaultContext, event: FaultEvent, process: str) -> tuple[int, Agent] | None:
+    slot = await _reclaimer(ctx) if event.target == RECLAIMER else int(event.target.removeprefix("consumer-"))
     agent = ctx.fleet.consumer(slot)
     if slot in ctx.busy_slots or not agent.alive():
         ctx.journal.record(process, INVOKE, "fault", {"kind": event.kind, "target": agent.name, "held": []})
         ctx.journal.record(process, INFO, "fault", {"error": "target is down"})
         return None
     return slot, agent
+
+
+async def _reclaimer(ctx: FaultContext) -> int:
+    """The slot of a live consumer holding tasks it took over from another (waiting for one up to
+    RECLAIMER_PATIENCE_S); failing that, of one holding any task; failing that, the first live one."""
+    deadline = time.monotonic() + RECLAIMER_PATIENCE_S
+    while True:
+        live = {slot: consumer_state(agent.journal) for slot, agent in ctx.fleet.consumers.items()
+                if agent.alive() and slot not in ctx.busy_slots}  # fmt: skip
+        taken_over = [slot for slot, state in live.items() if state.reclaimed]
+        if taken_over or time.monotonic() >= deadline:
+            holding = [slot for slot, state in live.items() if state.held]
+            return (taken_over or holding or sorted(live) or [0])[0]
+        await asyncio.sleep(0.002)
 
 
 async def _aim(agent: Agent, aim: str, patience_s: float = AIM_PATIENCE_S) -> list[str]:
@@ -84,14 +103,14 @@ async def _down_then_replace(
 @fault("kill")
 async def kill(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGKILL a consumer mid-work; a new one takes its slot after duration_s."""
-    if victim := _victim(ctx, event, process):
+    if victim := await _victim(ctx, event, process):
         await _down_then_replace(ctx, event, process, *victim, Agent.kill)
 
 
 @fault("kill-main")
 async def kill_main(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGKILL only the consumer's main process (children live on); a new one takes its slot."""
-    if victim := _victim(ctx, event, process):
+    if victim := await _victim(ctx, event, process):
         await _down_then_replace(ctx, event, process, *victim, _kill_main)
 
 
@@ -108,7 +127,7 @@ def _terminate(agent: Agent) -> None:
 async def kill_child(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGKILL one child process of a hosted worker (a pool process, a work-horse); the worker stays.
     A child that runs a task is chosen when there is one, and the fault holds only that child's tasks."""
-    victim = _victim(ctx, event, process)
+    victim = await _victim(ctx, event, process)
     if victim is None:
         return
     _, agent = victim
@@ -141,14 +160,14 @@ def _choose_child(children: list[int], lanes: dict[str, list[str]], rng: random.
 @fault("term")
 async def term(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGTERM: the consumer settles what it holds and exits; replaced after duration_s."""
-    if victim := _victim(ctx, event, process):
+    if victim := await _victim(ctx, event, process):
         await _down_then_replace(ctx, event, process, *victim, _terminate)
 
 
 @fault("pause")
 async def pause(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGSTOP for duration_s, then SIGCONT: past the visibility timeout its leases expire."""
-    victim = _victim(ctx, event, process)
+    victim = await _victim(ctx, event, process)
     if victim is None:
         return
     slot, agent = victim

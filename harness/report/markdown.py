@@ -25,9 +25,17 @@ KEY_FIGURES = {
     "priority": ("reads_checked", "inversions", "worst_wait_ms"),
     "order": ("violations",),
     "dlq": ("dead", "dead_and_completed", "missing_from_dlq", "wrong_error_count", "innocent_dead"),
-    "retry": ("retries_observed", "resets", "id_changes", "attempts_without_failure"),
-    "recovery": ("count", "p50_s", "p99_s", "max_s", "never_redelivered", "not_recovered_within_s"),
-    "leaks": ("ready", "pending", "delayed", "acked_not_deleted"),
+    "retry": ("retries_observed", "resets", "id_changes", "attempts_without_failure", "delivery_count_resets"),
+    "recovery": (
+        "count",
+        "p50_s",
+        "p99_s",
+        "max_s",
+        "never_redelivered",
+        "not_recovered_within_s",
+        "never_back_in_service",
+    ),
+    "leaks": ("ready", "pending", "delayed", "acked_not_deleted", "skipped"),
     "vacuity": ("hit", "missed"),
 }
 

@@ -45,8 +45,11 @@ def code_version() -> str:
     return f"{package}+{commit}"
 
 
-def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]) -> dict[str, Any]:
-    """Check the history, write verdict.json and report.md, and return the verdict."""
+def judge_run(
+    folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any], *, reports: bool = True
+) -> dict[str, Any]:
+    """Check the history, write verdict.json and (with `reports`) report.md and the plots, and return
+    the verdict."""
     scenario = plan.scenario
     context = CheckContext(
         expect=scenario.expect,
@@ -92,7 +95,7 @@ def judge_run(folder: Path, plan: Plan, history: list[Op], facts: dict[str, Any]
         "journaling": facts.get("journaling", True),
         "replay": f"harness replay {folder}",
     }
-    verdict["plots"] = write_artifacts(folder, verdict, history, histograms, times)
+    verdict["plots"] = write_artifacts(folder, verdict, history, histograms, times) if reports else []
     (folder / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str))
     return verdict
 

@@ -29,7 +29,10 @@ LOSSLESS = [
 ]  # fmt: skip
 # Scenarios whose Redis may lose acknowledged writes: losses are allowed, and each must sit in a fault's
 # window. (AOF everysec loses the writes Redis postponed behind a slow fsync, rarely.)
-LOSSY = ["redis_crash_no_persistence", "redis_flushall", "redis_crash_rdb", "redis_crash_aof_everysec"]
+LOSSY = [
+    "redis_crash_no_persistence", "redis_flushall", "redis_crash_rdb", "redis_crash_aof_everysec",
+    "redis_restart_empty",
+]  # fmt: skip
 # Where a fault surely cost state: the run must show lost tasks, or it proved nothing.
 MUST_LOSE = {"redis_crash_no_persistence", "redis_flushall"}
 # Faults that leave clients without answers: the history must show unknown outcomes.

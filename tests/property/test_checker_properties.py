@@ -76,6 +76,17 @@ def reset_an_attempt(model: QueueModel) -> dict[str, Any]:
     return {}
 
 
+def redeliver_without_raising_the_count(model: QueueModel) -> dict[str, Any]:
+    h = model.h
+    h.enqueue("producer-9.0", ["orphan"], prio=1)
+    h.deliver("consumer-9#0", [("orphan", 1, 0, 1)])
+    h.kill("consumer-9", held=["orphan"])
+    h.advance(ms=LEASE_MS * 2)
+    h.deliver("consumer-8#0", [("orphan", 1, 0, 1)])  # back on the queue as new: the count started over
+    h.complete("consumer-8#0", ["orphan"])
+    return {}
+
+
 def skip_an_attempt(model: QueueModel) -> dict[str, Any]:
     model.h.deliver("consumer-9#0", [("anchor", 1, 1, 1)])
     return {}
@@ -215,6 +226,7 @@ Plant = Callable[[QueueModel], dict[str, Any]]
         (deliver_a_stranger, "delivery"),
         (reset_an_attempt, "retry"),
         (skip_an_attempt, "retry"),
+        (redeliver_without_raising_the_count, "retry"),
         (change_an_id, "retry"),
         (swap_priorities, "priority"),
         (overtake_within_a_priority, "order"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.checkers import Expectations
 from harness.checkers.dlq import check_dlq
 from tests.unit.checkers.builder import HistoryBuilder, judge, run_task
 
@@ -208,3 +209,33 @@ def test_without_final_state_the_dlq_is_unknown() -> None:
     fail_to_death(h, "t1")
     result = judge(check_dlq, h)
     assert result.valid is None
+
+
+def flushed_after_death(*, dead_after_flush: bool = False) -> HistoryBuilder:
+    """t1 runs out of retries; FLUSHALL wipes the DLQ (before or after that answer)."""
+    h = HistoryBuilder()
+    h.phase("load")
+    if dead_after_flush:
+        h.fault("flushall", "redis", held=[])
+    fail_to_death(h, "t1", max_retries=0)
+    if not dead_after_flush:
+        h.fault("flushall", "redis", held=[])
+    h.final()
+    return h
+
+
+def test_a_dead_letter_a_flush_wiped_is_allowed_where_loss_is_allowed() -> None:
+    result = judge(check_dlq, flushed_after_death(), expect=Expectations(loss_allowed_in_redis_fault_windows=True))
+    assert result.valid is True
+    assert (result.figures["missing_in_fault_window"], result.figures["missing_from_dlq"]) == (1, 0)
+
+
+def test_a_dead_letter_a_flush_wiped_is_missing_where_loss_is_not_allowed() -> None:
+    assert judge(check_dlq, flushed_after_death()).figures["missing_from_dlq"] == 1
+
+
+def test_a_dead_letter_written_after_the_flush_must_be_there() -> None:
+    allowed = Expectations(loss_allowed_in_redis_fault_windows=True)
+    result = judge(check_dlq, flushed_after_death(dead_after_flush=True), expect=allowed)
+    assert result.valid is False
+    assert result.figures["missing_from_dlq"] == 1

@@ -106,6 +106,22 @@ def failed_as_it_died(retry_attempt: int) -> HistoryBuilder:
     return h
 
 
+# -- service after Redis and network faults -------------------------------------------------------
+
+
+def flushed_then(outcomes: list[str], *, kind: str = "flushall") -> HistoryBuilder:
+    """A Redis fault, then a second of grace, then one enqueue batch per outcome."""
+    h = HistoryBuilder()
+    h.phase("load")
+    run_task(h, "t0")
+    h.fault(kind, "redis" if kind != "kill" else "c0")
+    h.advance(s=1.5)
+    for n, outcome in enumerate(outcomes):
+        h.enqueue("p0", [f"t{n + 1}"], outcome=outcome)
+    h.final()
+    return h
+
+
 def test_a_task_whose_fail_got_through_as_its_worker_died_was_retried_not_recovered() -> None:
     """Soak seed 266853139 (mixed_faults, 58 s): a retry queued behind a backlog is no slow recovery."""
     result = judge(check_recovery, failed_as_it_died(retry_attempt=1), expect=Expectations(max_recovery_s=8.0))
@@ -154,3 +170,37 @@ def test_a_start_by_the_victim_itself_as_it_was_killed_is_no_redelivery() -> Non
     result = judge(check_recovery, h, expect=Expectations(max_recovery_s=5.0))
     assert result.valid is False
     assert (result.figures["count"], result.figures["never_redelivered"]) == (0, 2)
+
+
+def test_a_queue_that_refuses_every_enqueue_after_a_fault_is_out_of_service() -> None:
+    result = judge(check_recovery, flushed_then(["fail"] * 4 + ["info"] * 2))
+    assert result.valid is False
+    assert result.figures["never_back_in_service"] == 1
+    example = result.anomalies[0]
+    assert example["kind"] == "never_back_in_service"
+    assert (example["fault"], example["enqueues_after"], example["outcomes"]) == ("flushall", 6, {"fail": 4, "info": 2})
+
+
+def test_one_accepted_enqueue_after_the_fault_is_service_back() -> None:
+    assert judge(check_recovery, flushed_then(["fail"] * 6 + ["ok"])).valid is True
+
+
+def test_too_few_enqueues_after_the_fault_prove_nothing() -> None:
+    assert judge(check_recovery, flushed_then(["fail"] * 2)).valid is True
+
+
+def test_refusals_inside_the_grace_second_are_not_counted() -> None:
+    h = HistoryBuilder()
+    h.phase("load")
+    h.fault("redis-kill", "redis")
+    for n in range(6):
+        h.enqueue("p0", [f"t{n}"], outcome="info")  # reconnecting
+    h.advance(s=1.0)
+    h.enqueue("p0", ["t9"])
+    h.final()
+    assert judge(check_recovery, h).valid is True
+
+
+def test_worker_faults_never_take_the_queue_out_of_service() -> None:
+    h = flushed_then(["fail"] * 6, kind="kill")
+    assert "never_back_in_service" not in judge(check_recovery, h).figures

@@ -92,3 +92,88 @@ def test_id_change_is_caught() -> None:
     assert result.valid is False
     assert result.figures["id_changes"] == 1
     assert result.anomalies[0]["delivered_as"] == ["t1-retry"]
+
+
+# -- delivery counts ------------------------------------------------------------------------------
+
+
+def test_a_redelivery_with_a_higher_count_passes() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#1", [("t1", 2, 0, 1)])
+    h.kill("c0", held=["t1"])
+    h.deliver("c1#1", [("t1", 2, 0, 2)])
+    h.complete("c1#1", ["t1"])
+    h.final()
+    result = judge(check_retry, h)
+    assert result.valid is True
+    assert result.figures["delivery_count_resets"] == 0
+
+
+def test_a_redelivery_whose_count_started_over_is_caught() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#1", [("t1", 2, 0, 1)])
+    h.kill("c0", held=["t1"])
+    h.deliver("c1#1", [("t1", 2, 0, 1)])  # put back on the queue as a new message: the count restarts
+    h.complete("c1#1", ["t1"])
+    h.final()
+    result = judge(check_retry, h)
+    assert result.valid is False
+    assert result.figures["delivery_count_resets"] == 1
+    example = result.anomalies[0]
+    assert example["kind"] == "delivery_count_reset"
+    assert (example["count"], example["earlier_count"], example["earlier_holder"]) == (1, 1, "c0#1")
+
+
+def test_a_count_that_stood_still_is_caught() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#1", [("t1", 2, 0, 1)])
+    h.deliver("c1#1", [("t1", 2, 0, 2)])
+    h.deliver("c2#1", [("t1", 2, 0, 2)])
+    h.final()
+    assert judge(check_retry, h).figures["delivery_count_resets"] == 1
+
+
+def test_a_new_attempt_starts_its_own_count() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#1", [("t1", 2, 0, 2)])
+    h.fail("c0#1", [("t1", 0)])
+    h.deliver("c1#1", [("t1", 2, 1, 1)])
+    h.complete("c1#1", ["t1"])
+    h.final()
+    assert judge(check_retry, h).figures["delivery_count_resets"] == 0
+
+
+def test_a_second_copy_after_the_first_was_acked_is_not_a_count_reset() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#1", [("t1", 2, 0, 1)])
+    h.complete("c0#1", ["t1"])
+    h.deliver("c1#1", [("t1", 2, 0, 1)])  # stored twice: the delivery checker's business, not this one's
+    h.final()
+    assert judge(check_retry, h).figures["delivery_count_resets"] == 0
+
+
+def test_tasks_handed_back_on_sigterm_and_redis_rollbacks_are_not_count_resets() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1", "t2"])
+    h.deliver("c0#1", [("t1", 2, 0, 1)])
+    h.fault("term", "c0", held=["t1"])  # released as a new entry: a graceful stop is no crash
+    h.deliver("c1#1", [("t1", 2, 0, 1), ("t2", 2, 0, 1)])
+    h.fault("redis-kill", "redis", ends=False)
+    h.end_fault()
+    h.deliver("c2#1", [("t2", 2, 0, 1)])  # Redis restarted from an older state
+    h.final()
+    assert judge(check_retry, h).figures["delivery_count_resets"] == 0
+
+
+def test_queues_that_do_not_count_deliveries_are_not_judged_on_counts() -> None:
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.deliver("c0#1", [("t1", 2, 0, 0)])
+    h.deliver("c1#1", [("t1", 2, 0, 0)])
+    h.final()
+    assert judge(check_retry, h).figures["delivery_count_resets"] == 0
