@@ -19,8 +19,8 @@ from harness.console import err, one_line_errors, out, status_line
 from harness.errors import HarnessError
 from harness.history import read_history
 from harness.nemesis.topology import require_topology_spec
-from harness.peers import PEERS, installed_versions, peer_variants
-from harness.peers.environments import environment_of, install, run_in_peer_environment
+from harness.peers import PEERS
+from harness.peers.environments import describe, environment_of, install, run_in_peer_environment
 from harness.perf_cli import COMMANDS as PERF_COMMANDS
 from harness.plan import Plan, make_plan
 from harness.providers import check_provider
@@ -278,8 +278,9 @@ def peers_list_command() -> None:
     for column in ("peer", "variants", "tested", "installed here", "environment"):
         table.add_column(column, overflow="fold")
     for peer in PEERS.values():
-        table.add_row(peer.name, ", ".join(peer_variants(peer)) or "(library not installed here)",
-                      ", ".join(f"{d} {v}" for d, v in peer.requires.items()), installed_versions(peer),
+        versions, variants = describe(peer)
+        table.add_row(peer.name, ", ".join(variants) or "(library not installed: harness peers install)",
+                      ", ".join(f"{d} {v}" for d, v in peer.requires.items()), versions,
                       str(environment_of(peer).name))  # fmt: skip
     out.print(table)
 

@@ -9,6 +9,7 @@ the runner, producers and workers then all import the same versions.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from harness.errors import SetupError
-from harness.peers import PEERS, Peer
+from harness.peers import PEERS, Peer, installed_versions, peer_variants
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # extra -> the environment's folder under the checkout; an extra not named here goes into .venv.
@@ -38,6 +39,21 @@ def peer_of(queue: str) -> Peer | None:
     if not queue.startswith("peer:"):
         return None
     return PEERS.get(queue.removeprefix("peer:").partition(":")[0])
+
+
+def describe(peer: Peer) -> tuple[str, list[str]]:
+    """The installed versions and the variants of a peer, asked of its own environment when its library
+    is not importable here (arq and saq live in .venv-redis5)."""
+    python = environment_of(peer) / "bin" / "python"
+    if _importable(peer) or not python.exists():
+        return installed_versions(peer), peer_variants(peer)
+    ask = ("import json; from harness.peers import PEERS, installed_versions, peer_variants; "
+           f"p = PEERS[{peer.name!r}]; print(json.dumps([installed_versions(p), peer_variants(p)]))")  # fmt: skip
+    done = subprocess.run([str(python), "-c", ask], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        return installed_versions(peer), []
+    versions, variants = json.loads(done.stdout)
+    return str(versions), [str(v) for v in variants]
 
 
 def run_in_peer_environment(queue: str) -> None:
