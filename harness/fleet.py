@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 
 from harness.adapters.base import QueueOptions
-from harness.agents.common import URL_ENV
+from harness.agents.common import RUNNER_PID_ENV, URL_ENV
 from harness.hosted.base import (
     JOURNAL_ENV,
     PLAN_ENV,
@@ -123,6 +123,7 @@ class Fleet:
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
             URL_ENV: self.urls.get(role, self.url),
+            RUNNER_PID_ENV: str(os.getpid()),
             **self.agent_env,
         }
 

@@ -18,6 +18,8 @@ from harness.plan import Plan
 # The agents' Redis URL travels in the environment: a command line (and its password) is
 # readable by every user of the machine through ps.
 URL_ENV = "HARNESS_REDIS_URL"
+# The pid of the runner that started an agent: an agent whose parent is another has lost its runner.
+RUNNER_PID_ENV = "HARNESS_RUNNER_PID"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

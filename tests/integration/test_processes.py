@@ -74,3 +74,32 @@ def test_other_trees_are_left_alone(tmp_path: Path) -> None:
     finally:
         kill_tree(VAR, theirs)
         other.wait(timeout=10)
+
+
+def _agents_of(folder: Path) -> list[int]:
+    """Pids of agent processes whose command line names a plan under `folder`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"harness.agents" in argv and any(str(folder).encode() in arg for arg in argv):
+            found.append(int(entry.name))
+    return found
+
+
+def test_agents_die_with_a_runner_that_was_killed(tmp_path: Path) -> None:
+    """A test's timeout SIGKILLs `harness run`: its agents must not live on (they die with their parent)."""
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "steady", "--duration", "60", "--out", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(_agents_of(tmp_path)) >= 2, timeout_s=30)
+    finally:
+        runner.kill()
+        runner.wait()
+    wait_for(lambda: _agents_of(tmp_path) == [], timeout_s=5)
