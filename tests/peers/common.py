@@ -55,6 +55,19 @@ def harness(*args: str, timeout_s: float = 150) -> subprocess.CompletedProcess[s
                           timeout=timeout_s, check=False)  # fmt: skip
 
 
+def run_for_verdict(*args: str, out: Path) -> dict[str, Any]:
+    """`harness ARGS --out OUT`, and the verdict of its one run."""
+    done = harness(*args, "--out", str(out))
+    found = list(out.glob("*/verdict.json"))
+    assert len(found) == 1, f"no single verdict.json (exit {done.returncode}): {done.stderr[-2000:]}"
+    verdict: dict[str, Any] = json.loads(found[0].read_text())
+    return verdict
+
+
+def figures(verdict: dict[str, Any], name: str) -> dict[str, Any]:
+    return checker(verdict, name)["figures"]  # type: ignore[no-any-return]
+
+
 def verdict_in(out: Path) -> dict[str, Any]:
     found = list(out.glob("*/verdict.json"))
     assert len(found) == 1, f"expected one run folder with a verdict in {out}, found {found}"

@@ -5,8 +5,6 @@ finding reproduces from its stored plan (a SIGKILLed worker loses the tasks it h
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from harness.adapters.base import QueueOptions, TaskSpec
 from harness.hosted.handler import PlannedFailure
 from harness.peers.celery import VARIANTS, CelerySettings, configure, priority_lists
 from harness.providers.local import LocalRedis
+from tests.peers.common import checker, harness, verdict_in
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]
@@ -90,34 +89,19 @@ async def test_a_task_out_of_retries_is_dead_from_celerys_failure_record(
         await adapter.close()
 
 
-def harness(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, check=False)  # fmt: skip
-
-
-def verdict_of(out: Path) -> dict[str, Any]:
-    verdicts = list(out.glob("*/verdict.json"))
-    assert len(verdicts) == 1, f"no single verdict in {out}"
-    return json.loads(verdicts[0].read_text())
-
-
-def figures(verdict: dict[str, Any], checker: str) -> dict[str, Any]:
-    return next(c for c in verdict["checkers"] if c["name"] == checker)["figures"]
-
-
 def test_a_short_steady_run_is_valid(tmp_path: Path) -> None:
     done = harness("run", "steady", "--queue", "peer:celery", "--duration", "3", "--rate", "600", "--seed", "1",
                    "--consumers", "2", "--drain-timeout", "30", "--out", str(tmp_path))  # fmt: skip
-    verdict = verdict_of(tmp_path)
+    verdict = verdict_in(tmp_path)
     assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
-    delivery = figures(verdict, "delivery")
+    delivery = checker(verdict, "delivery")["figures"]
     assert delivery["completed"] == delivery["enqueued_ok"] > 0
 
 
 def test_the_early_ack_finding_reproduces(tmp_path: Path) -> None:
     done = harness("replay", str(FINDING_PLAN), "--out", str(tmp_path))
-    verdict = verdict_of(tmp_path)
+    verdict = verdict_in(tmp_path)
     assert (done.returncode, verdict["valid"]) == (1, False), done.stderr[-3000:]
-    delivery = figures(verdict, "delivery")
+    delivery = checker(verdict, "delivery")["figures"]
     assert delivery["lost"] >= 1 and delivery["duplicated"] == 0
-    assert figures(verdict, "leaks")["pending"] >= 1  # prefetched, unacked: back only after 3600 s
+    assert checker(verdict, "leaks")["figures"]["pending"] >= 1  # prefetched, unacked: back only after 3600 s

@@ -25,6 +25,7 @@ from harness.plan import make_plan
 from harness.processes import kill_tree, tree_pids
 from harness.providers.local import LocalRedis
 from harness.scenario import load_scenario
+from tests.peers.common import checker, harness, verdict_in
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]
@@ -117,36 +118,19 @@ def test_when_one_worker_process_dies_the_whole_tree_shuts_down(
         main.wait(timeout=10)
 
 
-def harness(*args: str, timeout_s: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout_s, check=False)  # fmt: skip
-
-
-def verdict_of(out: Path) -> dict[str, Any]:
-    verdicts = list(out.glob("*/verdict.json"))
-    assert len(verdicts) == 1, f"no single verdict in {out}"
-    verdict: dict[str, Any] = json.loads(verdicts[0].read_text())
-    return verdict
-
-
-def figures(verdict: dict[str, Any], checker: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(c for c in verdict["checkers"] if c["name"] == checker)["figures"]
-    return found
-
-
 def test_a_short_steady_run_is_valid(tmp_path: Path) -> None:
     done = harness("run", "steady", "--queue", "peer:dramatiq", "--duration", "3", "--tasks", "600", "--seed", "1",
                    "--out", str(tmp_path))  # fmt: skip
-    verdict = verdict_of(tmp_path)
+    verdict = verdict_in(tmp_path)
     assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
-    assert figures(verdict, "delivery")["completed"] == 600
+    assert checker(verdict, "delivery")["figures"]["completed"] == 600
 
 
 def test_the_pause_past_the_heartbeat_finding_reproduces(tmp_path: Path) -> None:
     """A worker stopped past the heartbeat timeout has its messages put back and run by another worker; it
     runs them too once resumed (dramatiq #692): repeats, each explained by the pause."""
     done = harness("replay", str(FINDING_PLAN), "--out", str(tmp_path))
-    verdict = verdict_of(tmp_path)
+    verdict = verdict_in(tmp_path)
     assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
     delivery = next(c for c in verdict["checkers"] if c["name"] == "delivery")
     assert delivery["figures"]["duplicated_explained"] >= 1

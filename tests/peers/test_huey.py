@@ -4,11 +4,7 @@ killed consumer loses the tasks it popped reproduces from its stored plan."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,6 +16,7 @@ from harness.adapters.base import QueueOptions, TaskSpec
 from harness.hosted.handler import PlannedFailure
 from harness.peers.huey import VARIANTS, HueySettings, make_huey
 from harness.providers.local import LocalRedis
+from tests.peers.common import checker, harness, verdict_in
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]
@@ -83,35 +80,18 @@ async def test_a_task_out_of_retries_is_dead_and_an_earlier_error_is_not(
         await adapter.close()
 
 
-def harness(*args: str, timeout_s: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout_s, check=False)  # fmt: skip
-
-
-def verdict_of(out: Path) -> dict[str, Any]:
-    verdicts = list(out.glob("*/verdict.json"))
-    assert len(verdicts) == 1, f"no single verdict in {out}"
-    verdict: dict[str, Any] = json.loads(verdicts[0].read_text())
-    return verdict
-
-
-def figures(verdict: dict[str, Any], checker: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(c for c in verdict["checkers"] if c["name"] == checker)["figures"]
-    return found
-
-
 def test_a_short_steady_run_is_valid(tmp_path: Path) -> None:
     done = harness("run", "steady", "--queue", "peer:huey", "--duration", "3", "--tasks", "1000", "--seed", "1",
                    "--out", str(tmp_path))  # fmt: skip
-    verdict = verdict_of(tmp_path)
+    verdict = verdict_in(tmp_path)
     assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
-    assert figures(verdict, "delivery")["completed"] == 1000
+    assert checker(verdict, "delivery")["figures"]["completed"] == 1000
 
 
 def test_the_killed_consumer_finding_reproduces(tmp_path: Path) -> None:
     """A SIGKILLed consumer's popped tasks are gone: huey has no acknowledgement (documented at-most-once)."""
     done = harness("replay", str(FINDING_PLAN), "--out", str(tmp_path))
-    verdict = verdict_of(tmp_path)
+    verdict = verdict_in(tmp_path)
     assert (done.returncode, verdict["valid"]) == (1, False), done.stderr[-3000:]
-    assert figures(verdict, "delivery")["lost"] >= 1
+    assert checker(verdict, "delivery")["figures"]["lost"] >= 1
     assert verdict["promises"]["delivery"] == "at-most-once"

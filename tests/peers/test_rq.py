@@ -4,11 +4,7 @@ steady run through `rq worker` is valid; and the abandoned-job finding reproduce
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -22,6 +18,7 @@ from rq.serializers import JSONSerializer
 from harness.adapters.base import QueueOptions, TaskSpec
 from harness.peers.rq import VARIANTS, job_id
 from harness.providers.local import LocalRedis
+from tests.peers.common import checker, harness, verdict_in
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]
@@ -92,34 +89,19 @@ async def test_priorities_go_to_one_queue_each(redis_server: LocalRedis, queue_n
         await adapter.close()
 
 
-def harness(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, check=False)  # fmt: skip
-
-
-def verdict_of(out: Path) -> dict[str, Any]:
-    verdicts = list(out.glob("*/verdict.json"))
-    assert len(verdicts) == 1, f"no single verdict in {out}"
-    return json.loads(verdicts[0].read_text())
-
-
-def figures(verdict: dict[str, Any], checker: str) -> dict[str, Any]:
-    return next(c for c in verdict["checkers"] if c["name"] == checker)["figures"]
-
-
 def test_a_short_steady_run_is_valid(tmp_path: Path) -> None:
     # rq runs one job at a time per worker and forks for each: a rate it sustains on a shared machine.
     done = harness("run", "steady", "--queue", "peer:rq", "--duration", "3", "--rate", "60", "--seed", "1",
                    "--drain-timeout", "60", "--out", str(tmp_path))  # fmt: skip
-    verdict = verdict_of(tmp_path)
+    verdict = verdict_in(tmp_path)
     assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
-    delivery = figures(verdict, "delivery")
+    delivery = checker(verdict, "delivery")["figures"]
     assert delivery["completed"] == delivery["enqueued_ok"] > 0
 
 
 def test_the_abandoned_job_finding_reproduces(tmp_path: Path) -> None:
     done = harness("replay", str(FINDING_PLAN), "--out", str(tmp_path))
-    verdict = verdict_of(tmp_path)
+    verdict = verdict_in(tmp_path)
     assert (done.returncode, verdict["valid"]) == (1, False), done.stderr[-3000:]
-    assert figures(verdict, "leaks")["pending"] >= 1
-    assert figures(verdict, "delivery")["stuck"] >= 1
+    assert checker(verdict, "leaks")["figures"]["pending"] >= 1
+    assert checker(verdict, "delivery")["figures"]["stuck"] >= 1

@@ -4,9 +4,6 @@ the overwritten-result finding, and short runs through `harness run` / `harness 
 from __future__ import annotations
 
 import contextlib
-import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from streaq.types import StreamMessage
 from harness.adapters.base import QueueOptions, TaskSpec
 from harness.peers.streaq import TASK_NAME, VARIANTS, StreaqAdapter, deserialize_json, serialize_json
 from harness.providers.local import LocalRedis
+from tests.peers.common import figures, invalid_checkers, run_for_verdict
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]
@@ -123,34 +121,16 @@ async def test_a_stale_delivery_of_a_finished_task_rewrites_its_result_as_failed
 # -- through `harness run` --------------------------------------------------------------------------
 
 
-def harness(*args: str, out: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", *args, "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=150, check=False,
-    )  # fmt: skip
-    verdicts = list(out.glob("*/verdict.json"))
-    assert len(verdicts) == 1, f"no single verdict.json (exit {done.returncode}): {done.stderr[-2000:]}"
-    return dict(json.loads(verdicts[0].read_text()))
-
-
-def figures(verdict: dict[str, Any], checker: str) -> dict[str, Any]:
-    return dict(next(c for c in verdict["checkers"] if c["name"] == checker)["figures"])
-
-
-def invalid(verdict: dict[str, Any]) -> set[str]:
-    return {c["name"] for c in verdict["checkers"] if c["valid"] is False}
-
-
 def test_steady_is_valid(tmp_path: Path) -> None:
-    verdict = harness("run", "steady", "--queue", "peer:streaq", "--duration", "2", "--rate", "600", "--tasks", "1200",
-                      "--drain-timeout", "20", "--seed", "3", out=tmp_path)  # fmt: skip
-    assert verdict["valid"] is True, invalid(verdict)
+    verdict = run_for_verdict("run", "steady", "--queue", "peer:streaq", "--duration", "2", "--rate", "600",
+                              "--tasks", "1200", "--drain-timeout", "20", "--seed", "3", out=tmp_path)  # fmt: skip
+    assert verdict["valid"] is True, invalid_checkers(verdict)
     assert figures(verdict, "delivery")["completed"] == 1200
 
 
 def test_finding_paused_worker_overwrites_results_reproduces(tmp_path: Path) -> None:
-    verdict = harness("replay", str(FINDINGS / "streaq-result-overwritten.json"), out=tmp_path)
-    assert "dlq" in invalid(verdict)
+    verdict = run_for_verdict("replay", str(FINDINGS / "streaq-result-overwritten.json"), out=tmp_path)
+    assert "dlq" in invalid_checkers(verdict)
     dlq, delivery = figures(verdict, "dlq"), figures(verdict, "delivery")
     assert dlq["dead_and_completed"] > 0
     assert delivery["lost"] == 0 and delivery["duplicated_explained"] > 0

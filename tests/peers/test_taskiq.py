@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from taskiq_redis import RedisStreamBroker
 from harness.adapters.base import QueueOptions, TaskSpec
 from harness.peers.taskiq import GROUP, VARIANTS, TaskiqAdapter
 from harness.providers.local import LocalRedis
+from tests.peers.common import figures, invalid_checkers, run_for_verdict
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]
@@ -169,37 +168,19 @@ async def test_entries_added_before_the_group_exists_are_never_delivered(
 # -- through `harness run` --------------------------------------------------------------------------
 
 
-def harness(*args: str, out: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", *args, "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=150, check=False,
-    )  # fmt: skip
-    verdicts = list(out.glob("*/verdict.json"))
-    assert len(verdicts) == 1, f"no single verdict.json (exit {done.returncode}): {done.stderr[-2000:]}"
-    return dict(json.loads(verdicts[0].read_text()))
-
-
-def figures(verdict: dict[str, Any], checker: str) -> dict[str, Any]:
-    return dict(next(c for c in verdict["checkers"] if c["name"] == checker)["figures"])
-
-
-def invalid(verdict: dict[str, Any]) -> set[str]:
-    return {c["name"] for c in verdict["checkers"] if c["valid"] is False}
-
-
 SHORT_STEADY = ("--duration", "2", "--rate", "600", "--tasks", "1200", "--drain-timeout", "15", "--seed", "3")
 
 
 def test_steady_on_the_list_broker_is_valid(tmp_path: Path) -> None:
-    verdict = harness("run", "steady", "--queue", "peer:taskiq:list", *SHORT_STEADY, out=tmp_path)
-    assert verdict["valid"] is True, invalid(verdict)
+    verdict = run_for_verdict("run", "steady", "--queue", "peer:taskiq:list", *SHORT_STEADY, out=tmp_path)
+    assert verdict["valid"] is True, invalid_checkers(verdict)
     assert figures(verdict, "delivery")["completed"] == 1200
 
 
 def test_finding_acked_entries_are_never_deleted_reproduces(tmp_path: Path) -> None:
     plan = FINDINGS / "taskiq-acked-never-deleted.json"
-    verdict = harness("replay", str(plan), out=tmp_path)
-    assert invalid(verdict) == {"leaks"}
+    verdict = run_for_verdict("replay", str(plan), out=tmp_path)
+    assert invalid_checkers(verdict) == {"leaks"}
     delivery, leaks = figures(verdict, "delivery"), figures(verdict, "leaks")
     assert delivery["lost"] == 0 and delivery["completed"] == delivery["enqueued_ok"] > 0
     assert leaks["acked_not_deleted"] == delivery["completed"]  # every task, acked and left in the stream
