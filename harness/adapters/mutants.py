@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from harness.adapters.base import AdapterUnavailable, Delivered, TaskSpec
+from harness.adapters.raw_commands import RawCommands
 from harness.adapters.taskq_adapter import TASK_TYPE, TaskqAdapter
 from harness.adapters.zoo import ZOO
 from taskq import Delivery as TaskqDelivery
@@ -27,21 +28,8 @@ from taskq.task import Receipt, encode_task, new_task_id
 _NORMAL = int(TaskPriority.NORMAL)
 
 
-class _RawCommands(TaskqAdapter):
+class _RawCommands(RawCommands):
     """Helpers for mutants that talk to Redis directly, as the seed did."""
-
-    async def _raw(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        try:
-            async with self.queue.redis.pipeline(transaction=False) as pipe:
-                for command in commands:
-                    pipe.execute_command(*command)
-                result: list[Any] = await pipe.execute()
-                return result
-        except (*UNAVAILABLE, RedisUnavailable) as exc:
-            raise AdapterUnavailable(str(exc)) from exc
-
-    def _stream(self, priority: int) -> str:
-        return self.queue.keys.stream(priority)
 
     def _settle_commands(self, priority: int, entry_id: str, *, delete: bool = True) -> list[tuple[Any, ...]]:
         stream, group = self._stream(priority), self.queue.settings.group

@@ -22,6 +22,7 @@ import msgpack
 from redis.exceptions import LockError, ResponseError
 
 from harness.adapters.base import AdapterRefused, AdapterUnavailable, Delivered, TaskSpec
+from harness.adapters.raw_commands import RawCommands
 from harness.adapters.taskq_adapter import TASK_TYPE, TaskqAdapter
 from taskq import Delivery, PayloadError, QueueStats, RedisUnavailable, Task, TaskPriority, TaskqError, TaskQueue
 from taskq.codec import codec_tag
@@ -34,24 +35,8 @@ MAXLEN = 100
 ERROR_BACKOFF_S = 1.0
 
 
-class _ZooAdapter(TaskqAdapter):
+class _ZooAdapter(RawCommands):
     """Helpers for mutants that send plain commands, as the libraries they copy do."""
-
-    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """One round trip, not a transaction: a crash or a lost connection can split it."""
-        if not commands:
-            return []
-        try:
-            async with self.queue.redis.pipeline(transaction=False) as pipe:
-                for command in commands:
-                    pipe.execute_command(*command)
-                result: list[Any] = await pipe.execute()
-                return result
-        except (*UNAVAILABLE, RedisUnavailable) as exc:
-            raise AdapterUnavailable(str(exc)) from exc
-
-    def _stream(self, priority: int) -> str:
-        return self.queue.keys.stream(priority)
 
     async def _reclaim_due(self, consumer: str, count: int) -> list[Delivery]:
         """taskq's reclaim, on taskq's cadence (TaskqAdapter.consume does the same)."""
@@ -76,7 +61,7 @@ class _ZooAdapter(TaskqAdapter):
             except PayloadError as exc:
                 raise AdapterRefused(str(exc)) from exc
             commands.append(("XADD", self._stream(spec.priority), *trim, "*", *fields))
-        await self._pipeline([*commands, ("HINCRBY", self.queue.keys.stats, "tasks_added", len(tasks))])
+        await self._raw([*commands, ("HINCRBY", self.queue.keys.stats, "tasks_added", len(tasks))])
 
     def _retry_entry(self, consumer: str, delivered: Delivered, error: str) -> list[Any]:
         """The fields of the next attempt: retry count up by one, this attempt's error added."""
@@ -160,7 +145,7 @@ class EarlyAck(_ZooAdapter):
         return [True] * len(delivered)  # acked when it was received
 
     async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
-        await self._pipeline(self._resend_commands(consumer, failed))
+        await self._raw(self._resend_commands(consumer, failed))
         return _outcomes(failed)
 
 
@@ -179,9 +164,9 @@ class FailAckFirst(_ZooAdapter):
 
     async def fail(self, consumer: str, failed: list[tuple[Delivered, str]]) -> list[str]:
         retried = [(d, error) for d, error in failed if d.attempt < d.max_retries]
-        await self._pipeline(self._settle_commands([d for d, _ in retried]))
+        await self._raw(self._settle_commands([d for d, _ in retried]))
         await asyncio.sleep(self.gap_s)
-        await self._pipeline(self._resend_commands(consumer, retried))
+        await self._raw(self._resend_commands(consumer, retried))
         dead = [(d, error) for d, error in failed if d.attempt >= d.max_retries]
         answers = iter(await super().fail(consumer, dead) if dead else [])  # taskq's own fail, ownership checked
         return ["retried" if d.attempt < d.max_retries else next(answers) for d, _ in failed]
@@ -347,7 +332,7 @@ class PromoteSplit(_ZooAdapter):
         for member in due:
             prio, *fields = msgpack.unpackb(member, raw=True)  # taskq.lua packs {priority, fields...}
             adds.append(("XADD", self._stream(int(prio)), "*", *fields))
-        await self._pipeline(adds)
+        await self._raw(adds)
         await asyncio.sleep(self.gap_s)
         await queue.redis.zrem(queue.keys.delayed, *due)
 
