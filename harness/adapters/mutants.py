@@ -20,8 +20,7 @@ from harness.adapters.raw_commands import RawCommands
 from harness.adapters.taskq_adapter import TASK_TYPE, TaskqAdapter
 from harness.adapters.zoo import ZOO
 from taskq import Delivery as TaskqDelivery
-from taskq import RedisUnavailable, Task, TaskPriority
-from taskq.scripts import UNAVAILABLE
+from taskq import Task, TaskPriority
 from taskq.task import Receipt, encode_task, new_task_id
 
 # The seed's fallback stream for entries it did not read itself.
@@ -167,16 +166,6 @@ class _SettlesByHand(_RawCommands):
     """Helpers for mutants that settle some failed attempts with commands of their own, atomically
     (MULTI/EXEC), and leave the rest to taskq's fail."""
 
-    async def _atomic(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        try:
-            async with self.queue.redis.pipeline(transaction=True) as pipe:
-                for command in commands:
-                    pipe.execute_command(*command)
-                result: list[Any] = await pipe.execute()
-                return result
-        except (*UNAVAILABLE, RedisUnavailable) as exc:
-            raise AdapterUnavailable(str(exc)) from exc
-
     async def _fail_split(
         self,
         consumer: str,
@@ -189,7 +178,7 @@ class _SettlesByHand(_RawCommands):
         mine = [(d, error) for d, error in failed if by_hand(d)]
         rest = [(d, error) for d, error in failed if not by_hand(d)]
         if mine:
-            await self._atomic([c for d, error in mine for c in commands(d, error)])
+            await self._raw([c for d, error in mine for c in commands(d, error)], atomic=True)
         answers = iter(await super().fail(consumer, rest) if rest else [])
         return [outcome if by_hand(d) else next(answers) for d, _ in failed]
 

@@ -12,12 +12,13 @@ from taskq.scripts import UNAVAILABLE
 
 
 class RawCommands(TaskqAdapter):
-    async def _raw(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """One round trip, not a transaction: a crash or a lost connection can split it."""
+    async def _raw(self, commands: list[tuple[Any, ...]], *, atomic: bool = False) -> list[Any]:
+        """One round trip; not a transaction unless `atomic` (MULTI/EXEC): a crash or a lost connection
+        can split it."""
         if not commands:
             return []
         try:
-            async with self.queue.redis.pipeline(transaction=False) as pipe:
+            async with self.queue.redis.pipeline(transaction=atomic) as pipe:
                 for command in commands:
                     pipe.execute_command(*command)
                 result: list[Any] = await pipe.execute()
