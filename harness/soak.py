@@ -18,10 +18,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.faults import TOPOLOGY_KINDS
 from harness.folders import stamped_folder
 from harness.plan import make_plan
 from harness.runner import new_run_folder, run
-from harness.scenario import list_scenarios, load_scenario
+from harness.scenario import Scenario, list_scenarios, load_scenario
+
+# A child-process fault proves nothing on a worker without children (unknown by design): not soaked.
+_NEEDS_CHILDREN = frozenset({"kill-child"})
+_CLUSTER_KINDS = frozenset({"slot-migration", "shard-kill"})
 
 Status = Callable[[str], None]
 
@@ -34,8 +39,27 @@ class SoakCase:
     queue: str = "taskq"
 
     @property
+    def redis(self) -> str:
+        return redis_for(load_scenario(self.scenario))
+
+    @property
     def command(self) -> str:
-        return f"harness run {self.scenario} --seed {self.seed} --duration {self.duration_s:g} --queue {self.queue}"
+        redis = "" if self.redis == "local" else f" --redis {self.redis}"
+        return (
+            f"harness run {self.scenario} --seed {self.seed} --duration {self.duration_s:g} --queue {self.queue}{redis}"
+        )
+
+
+def redis_for(scenario: Scenario) -> str:
+    """The topology a scenario's faults act on: a cluster, replicas with Sentinels, or one local server."""
+    kinds = {fault.kind for fault in scenario.faults}
+    if kinds & _CLUSTER_KINDS or scenario.name.startswith("cluster_"):
+        return "cluster"
+    return "replicated" if kinds & TOPOLOGY_KINDS else "local"
+
+
+def soaked_scenarios() -> list[str]:
+    return [s.name for s in list_scenarios() if not {f.kind for f in s.faults} & _NEEDS_CHILDREN]
 
 
 @dataclass(slots=True)
@@ -54,7 +78,7 @@ def draw_cases(
 ) -> list[SoakCase]:  # fmt: skip
     """`runs` cases in random order: every scenario as evenly as `runs` allows, random seeds and durations."""
     rng = random.Random(f"soak:{seed}")
-    names = list(scenarios) if scenarios else [s.name for s in list_scenarios()]
+    names = list(scenarios) if scenarios else soaked_scenarios()
     pool = [(name, queue) for name in names for queue in queues]
     chosen = [pool[n % len(pool)] for n in range(runs)]
     rng.shuffle(chosen)
@@ -67,7 +91,7 @@ def draw_cases(
 def run_case(case: SoakCase, out: Path, *, keep: bool) -> SoakOutcome:
     scenario = load_scenario(case.scenario).with_run(duration_s=case.duration_s)
     queue_name = f"soak-{case.scenario}-{case.seed}-{int(time.time() * 1000) % 10**9}"
-    plan = make_plan(scenario, seed=case.seed, queue=case.queue, redis="local", queue_name=queue_name)
+    plan = make_plan(scenario, seed=case.seed, queue=case.queue, redis=case.redis, queue_name=queue_name)
     folder = new_run_folder(out, plan)
     started = time.monotonic()
     try:
