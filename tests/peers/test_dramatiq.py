@@ -129,10 +129,16 @@ def test_a_short_steady_run_is_valid(tmp_path: Path) -> None:
 def test_the_pause_past_the_heartbeat_finding_reproduces(tmp_path: Path) -> None:
     """A worker stopped past the heartbeat timeout has its messages put back and run by another worker; it
     runs them too once resumed (dramatiq #692): repeats, each explained by the pause."""
-    done = harness("replay", str(FINDING_PLAN), "--out", str(tmp_path))
-    verdict = verdict_in(tmp_path)
-    assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
-    delivery = next(c for c in verdict["checkers"] if c["name"] == "delivery")
+    # A race: the other workers' maintenance must find the stopped worker's heartbeat stale while it still
+    # holds messages. One CI replay of the plan had no repeat at all (valid, nothing to explain): two tries.
+    for attempt in range(2):
+        out = tmp_path / f"try-{attempt}"
+        done = harness("replay", str(FINDING_PLAN), "--out", str(out))
+        verdict = verdict_in(out)
+        assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
+        delivery = next(c for c in verdict["checkers"] if c["name"] == "delivery")
+        if delivery["figures"]["duplicated_explained"] >= 1:
+            break
     assert delivery["figures"]["duplicated_explained"] >= 1
     repeats = [a for a in delivery["anomalies"] if a["kind"] == "duplicated_explained"]
     workers = [{lane.split(".")[0] for lane in a["by"]} for a in repeats]
