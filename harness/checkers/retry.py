@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from harness.checkers._report import Examples
 from harness.checkers.base import CheckContext, CheckResult
 from harness.checkers.index import Completion, Delivery, Failure, HistoryIndex, is_redis_fault
+from harness.checkers.stored_twice import handed_back
 from harness.history import OK
 
 
@@ -49,6 +50,8 @@ def check_retry(index: HistoryIndex, context: CheckContext) -> CheckResult:
         if tid not in released:
             settled = _settled_by(index.completions.get(tid, ()), failures)
             for delivery, earlier in _count_resets(deliveries, settled, redis):
+                if context.hosted and handed_back(index, tid, [earlier, delivery]):
+                    continue  # a stopping worker gave the task up and re-added it, as a new entry
                 tally.delivery_count_resets += 1
                 examples.add("delivery_count_reset", tid=tid, attempt=delivery.attempt, count=delivery.deliveries,
                              earlier_count=earlier.deliveries, earlier_holder=earlier.process, by=delivery.process,

@@ -44,7 +44,7 @@ def check_stored_twice(index: HistoryIndex, context: CheckContext) -> CheckResul
             if _rolled_back(index, fresh, redis):
                 tally.after_redis_fault += 1
                 continue
-            if context.hosted and _handed_back(index, tid, fresh):
+            if context.hosted and handed_back(index, tid, fresh):
                 tally.handed_back += 1
                 continue
             if tid not in flagged:
@@ -72,7 +72,7 @@ def _fresh_by_attempt(deliveries: list[Delivery]) -> dict[int, list[Delivery]]:
     return found
 
 
-def _handed_back(index: HistoryIndex, tid: str, fresh: list[Delivery]) -> bool:
+def handed_back(index: HistoryIndex, tid: str, fresh: list[Delivery]) -> bool:
     """Hosted: a worker that stops (SIGTERM) or gives a running task up hands it back as a fresh entry
     (taskq's release), so a second first delivery follows a cancelled run, or a fault or an exit of the
     earlier holder's worker, between the two."""

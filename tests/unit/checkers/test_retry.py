@@ -177,3 +177,31 @@ def test_queues_that_do_not_count_deliveries_are_not_judged_on_counts() -> None:
     h.deliver("c1#1", [("t1", 2, 0, 0)])
     h.final()
     assert judge(check_retry, h).figures["delivery_count_resets"] == 0
+
+
+def _started_again_as_new(*, stopped: bool) -> HistoryBuilder:
+    """taskq-worker under sigterm_workers: c1's worker started t1, was told to stop (after the strike, so t1
+    is not among the held it journaled), gave t1 up at its shutdown timeout and re-added it as a new
+    entry; c2 started it with a delivery count of 1 again."""
+    h = HistoryBuilder()
+    h.enqueue("p0", ["t1"])
+    h.start("c1#2.10.3", "t1")
+    if stopped:
+        h.fault("term", "c1#2", held=[], ends=False)
+        h.advance(ms=600)
+        h.end_fault(restarted="c1#3")
+    h.advance(ms=100)
+    h.start("c2#1.20.9", "t1")
+    h.finish("c2#1.20.9", "t1")
+    h.final()
+    return h
+
+
+def test_a_hosted_task_handed_back_by_a_stopping_worker_may_start_over_at_count_one() -> None:
+    result = judge(check_retry, _started_again_as_new(stopped=True), hosted=True)
+    assert (result.valid, result.figures["delivery_count_resets"]) == (True, 0)
+
+
+def test_a_hosted_count_that_starts_over_with_no_stop_is_a_reset() -> None:
+    result = judge(check_retry, _started_again_as_new(stopped=False), hosted=True)
+    assert (result.valid, result.figures["delivery_count_resets"]) == (False, 1)
