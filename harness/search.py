@@ -101,7 +101,7 @@ def scenarios(draw: st.DrawFn, max_tasks: int = 600) -> dict[str, Any]:
         "description": "drawn by harness.search",
         # Paced load keeps tasks coming after a fault; unpaced load is all enqueued in a fraction of a second.
         "run": {"tasks": tasks, "rate": round(tasks / LOAD_S, 1) if draw(st.booleans()) else 0.0, "producers": 1,
-                "consumers": consumers, "duration_s": 5.0, "drain_timeout_s": 15.0},
+                "consumers": consumers, "duration_s": 5.0, "drain_timeout_s": 8.0},
         "workload": {
             "failure_probability": draw(st.sampled_from([0.0, 0.2, 0.5])),
             "max_retries": draw(st.integers(0, 2)),

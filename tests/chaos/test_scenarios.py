@@ -78,6 +78,6 @@ def test_a_child_fault_on_a_worker_without_children_does_not_apply(tmp_path: Pat
 def test_mutant_is_caught_by_the_checker_that_names_its_bug(mutant: str, tmp_path: Path) -> None:
     scenario, naming = MUTANT_EXPOSURES[mutant]
     # A short drain: a mutant's queue keeps getting emptier, slowly, and a drain extends while it does.
-    code, verdict, stderr = harness_run(scenario, tmp_path, "--queue", f"taskq-mutant:{mutant}", "--drain-timeout", "4")
+    code, verdict, stderr = harness_run(scenario, tmp_path, "--queue", f"taskq-mutant:{mutant}", "--drain-timeout", "3")
     assert (code, verdict["valid"]) == (1, False), stderr[-3000:]
     assert invalid_checkers(verdict) & naming, f"{mutant} flagged by {invalid_checkers(verdict)}, expected {naming}"
