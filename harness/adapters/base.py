@@ -104,7 +104,8 @@ class QueueClient(Protocol):
         ...
 
     async def depth(self) -> dict[str, int]:
-        """Counts for progress and drain: at least "ready", "pending", "delayed", "dead"."""
+        """Counts for progress and drain: at least "ready", "pending", "delayed"; "dead" and "completed" where
+        the queue counts them cheaply (this is read every 0.2 s)."""
         ...
 
     async def final_state(self) -> FinalState: ...
