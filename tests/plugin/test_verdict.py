@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness.adapters.promises import Promises
 from harness.kit.agent_errors import agent_errors
+from harness.kit.conformance.battery import RunOutcome
+from harness.kit.conformance.report import Report
 from harness.kit.verdict import Verdict
 
 FOLDER = Path("/runs/20261203-kill_workers-7-myq")
@@ -73,3 +76,20 @@ KeyError: 'tid'
         "consumer-2#1: cannot load queue adapter 'x:y'",
     ]
     assert agent_errors(tmp_path / "nowhere") == []
+
+
+def _report_of(promises: Promises, *checkers: dict[str, Any]) -> Report:
+    run = RunOutcome("check_kills", 1, Verdict(verdict_data(False, *checkers), FOLDER))
+    return Report("peer:x", "hosted", "X", "7.0.15", promises=promises, runs=[run], runs_skipped="")
+
+
+def test_losses_of_a_queue_that_promises_no_at_least_once_delivery_are_as_declared() -> None:
+    at_most_once = _report_of(Promises(delivery="at-most-once"), DELIVERY, ORDER)
+    assert at_most_once.failing_beyond_promises(at_most_once.runs[0]) == []
+    assert at_most_once.exit_code == 0
+
+
+def test_losses_of_a_queue_that_promises_them_away_do_not_conform() -> None:
+    at_least_once = _report_of(Promises(delivery="at-least-once"), DELIVERY, ORDER)
+    assert at_least_once.failing_beyond_promises(at_least_once.runs[0]) == ["delivery"]
+    assert at_least_once.exit_code == 1
