@@ -20,6 +20,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.faults import TOPOLOGY_KINDS
 from harness.folders import stamped_folder
+from harness.peers import PEERS
 from harness.plan import make_plan
 from harness.runner import new_run_folder, run
 from harness.scenario import Scenario, list_scenarios, load_scenario
@@ -59,7 +60,12 @@ def redis_for(scenario: Scenario) -> str:
 
 
 def soaked_scenarios() -> list[str]:
-    return [s.name for s in list_scenarios() if not {f.kind for f in s.faults} & _NEEDS_CHILDREN]
+    """Every scenario but those a correct queue may leave unknown by design: child-process faults, and the
+    scenarios written to expose one peer library's mechanism (named after it: taskiq_kill_at_end kills at
+    the end of the load, when taskiq still holds a prefetched backlog and taskq's workers hold nothing)."""
+    peers = tuple(f"{name}_" for name in PEERS)
+    return [s.name for s in list_scenarios()
+            if not {f.kind for f in s.faults} & _NEEDS_CHILDREN and not s.name.startswith(peers)]  # fmt: skip
 
 
 @dataclass(slots=True)
