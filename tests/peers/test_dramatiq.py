@@ -126,19 +126,22 @@ def test_a_short_steady_run_is_valid(tmp_path: Path) -> None:
     assert checker(verdict, "delivery")["figures"]["completed"] == 600
 
 
+@pytest.mark.timeout(240)
 def test_the_pause_past_the_heartbeat_finding_reproduces(tmp_path: Path) -> None:
     """A worker stopped past the heartbeat timeout has its messages put back and run by another worker; it
     runs them too once resumed (dramatiq #692): repeats, each explained by the pause."""
-    # A race: the other workers' maintenance must find the stopped worker's heartbeat stale while it still
-    # holds messages. One CI replay of the plan had no repeat at all (valid, nothing to explain): two tries.
-    for attempt in range(2):
+    # A race: the pause must land while the worker holds messages (else the run is unknown: the fault hit
+    # nothing), and the other workers' maintenance must find its heartbeat stale before it resumes. CI
+    # replays have missed it either way, so up to three tries; none may ever be invalid.
+    for attempt in range(3):
         out = tmp_path / f"try-{attempt}"
         done = harness("replay", str(FINDING_PLAN), "--out", str(out))
         verdict = verdict_in(out)
-        assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
+        assert verdict["valid"] is not False, done.stderr[-3000:]
         delivery = next(c for c in verdict["checkers"] if c["name"] == "delivery")
-        if delivery["figures"]["duplicated_explained"] >= 1:
+        if verdict["valid"] is True and delivery["figures"]["duplicated_explained"] >= 1:
             break
+    assert (done.returncode, verdict["valid"]) == (0, True), done.stderr[-3000:]
     assert delivery["figures"]["duplicated_explained"] >= 1
     repeats = [a for a in delivery["anomalies"] if a["kind"] == "duplicated_explained"]
     workers = [{lane.split(".")[0] for lane in a["by"]} for a in repeats]
