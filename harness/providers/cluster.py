@@ -14,9 +14,7 @@ moving one slot between primaries with its ASK window held open, and a snapshot 
 from __future__ import annotations
 
 import contextlib
-import random
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from redis.crc import key_slot
 
 from harness.errors import SetupError
 from harness.providers.binary import ServerBinary
+from harness.providers.local import free_port
 from harness.providers.nodes import LOOPBACK, DataNode, LinkUsers, admin, check_persistence, wait_until
 
 PRIMARIES = 3
@@ -76,11 +75,12 @@ class ClusterRedis:
             "--cluster-replica-validity-factor", "0", "--cluster-allow-reads-when-down", "no",
         )  # fmt: skip
         self.nodes = [
-            DataNode(f"node-{i}", self.workdir / f"node-{i}", binary, persistence, extra=extra, links=links)
+            DataNode(
+                f"node-{i}", self.workdir / f"node-{i}", binary, persistence,
+                extra=extra, links=links, choose_port=cluster_port,
+            )
             for i in range(PRIMARIES * 2)
-        ]
-        for node in self.nodes:
-            node.port = cluster_port()
+        ]  # fmt: skip
 
     # -- the Provider protocol ------------------------------------------------------------------
 
@@ -92,7 +92,7 @@ class ClusterRedis:
         cli = redis_cli()
         try:
             for node in self.nodes:
-                _start_on_free_ports(node)
+                node.start()
             command = [cli, "--cluster", "create", *(f"{LOOPBACK}:{n.port}" for n in self.nodes)]
             command += ["--cluster-replicas", "1", "--cluster-yes"]
             done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=START_TIMEOUT_S)
@@ -247,35 +247,9 @@ class ClusterRedis:
         return node.role() == "master"
 
 
-def _start_on_free_ports(node: DataNode, attempts: int = 5) -> None:
-    """Start a node before the cluster is made; when another process took its port (or its bus port,
-    10,000 higher) since cluster_port() chose it, choose again."""
-    for attempt in range(attempts):
-        try:
-            node.start()
-            return
-        except SetupError as exc:
-            if "Address already in use" not in str(exc) or attempt == attempts - 1:
-                raise
-            node.port = cluster_port()
-
-
 def cluster_port() -> int:
-    """A free port whose cluster bus port (10,000 higher) is free too; both must fit in 16 bits."""
-    for _ in range(200):
-        port = random.randint(20_000, 55_535)
-        if _free(port) and _free(port + 10_000):
-            return port
-    raise SetupError("no free pair of ports (P, P + 10000) for a cluster node: too many ports in use")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
+    """A free port whose cluster bus port (10,000 higher) is free too."""
+    return free_port(bus_offset=10_000)
 
 
 def slot_of(key: str) -> int:

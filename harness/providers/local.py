@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -25,7 +26,7 @@ from harness.providers.binary import find_redis_server, inspect
 
 __all__ = [
     "PERSISTENCE_ARGS", "LocalRedis", "RedisConfig", "TlsFiles",
-    "find_redis_server", "free_port", "url_or_fresh_server",
+    "find_redis_server", "free_port", "start_choosing_again", "url_or_fresh_server",
 ]  # fmt: skip
 
 PERSISTENCE_ARGS: dict[str, tuple[str, ...]] = {
@@ -36,11 +37,59 @@ PERSISTENCE_ARGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
+# Not seeded: two runs with the same seed, side by side, must not pick the same ports.
+_PORTS = random.SystemRandom()
+
+
+def free_port(bus_offset: int = 0) -> int:
+    """A free loopback port below the kernel's ephemeral range (with `bus_offset`: P and P + offset both free,
+    for a cluster node's bus port).
+
+    A port the kernel hands out (bind to 0) lies in the range it also gives every outgoing connection: a
+    client connecting between our choice and the server's bind, or while a killed server restarts, can
+    take it ("Address already in use", seen in CI). Below that range only listeners that ask for a port
+    by number can collide, and start_choosing_again() covers those.
+    """
+    highest = min(_ephemeral_low(), 65_536) - 1 - bus_offset
+    if highest > 11_000:
+        for _ in range(200):
+            port = _PORTS.randint(10_000, highest)
+            if _bindable(port) and (not bus_offset or _bindable(port + bus_offset)):
+                return port
+    if bus_offset:
+        raise SetupError(f"no free pair of ports (P, P + {bus_offset}) below {highest + bus_offset + 1}")
+    with socket.socket() as sock:  # no room below the range (an unusual kernel setting): let the kernel choose
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+def start_choosing_again(start: Callable[[], None], choose_again: Callable[[], None], attempts: int = 5) -> None:
+    """Start a server on the port chosen for it; when another process took that port meanwhile, choose again."""
+    for attempt in range(attempts):
+        try:
+            start()
+            return
+        except SetupError as exc:
+            if "Address already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+            choose_again()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,11 +124,19 @@ class LocalRedis:
     host = "127.0.0.1"
 
     def __init__(
-        self, workdir: Path, config: RedisConfig | None = None, *, port: int | None = None, binary: str | None = None
+        self,
+        workdir: Path,
+        config: RedisConfig | None = None,
+        *,
+        port: int | None = None,
+        binary: str | None = None,
+        choose_port: Callable[[], int] = free_port,
     ) -> None:
         self.workdir = Path(workdir).resolve()  # redis-server changes into --dir before opening its log
         self.config = config or RedisConfig()
-        self.port = port or free_port()
+        # A port we chose may be taken before the first start binds it: then choose again. One given is kept.
+        self._choose_port = None if port else choose_port
+        self.port = port or choose_port()
         # Another redis-server-compatible binary (Valkey, a build of one's own); None: find_redis_server().
         self.binary = binary
         self.process: subprocess.Popen[bytes] | None = None
@@ -132,6 +189,12 @@ class LocalRedis:
             return
         inspect(self.binary or find_redis_server())  # too old for taskq, or no server at all: say so now
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.starts == 0 and self._choose_port is not None:
+            start_choosing_again(self._spawn, self.choose_port)
+        else:
+            self._spawn()  # a restart keeps its port: clients and replicas know it
+
+    def _spawn(self) -> None:
         # Start-up errors (a bad directive) go to stderr before the log file opens.
         with (self.workdir / "redis.stderr").open("ab") as stderr:
             self.process = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=stderr)
@@ -161,6 +224,12 @@ class LocalRedis:
             log = self.workdir / name
             lines += log.read_text(errors="replace").splitlines()[-3:] if log.exists() else []
         return " | ".join(lines) or "no log written"
+
+    def choose_port(self) -> None:
+        """Another port, for a first start whose port was taken before the server could bind it."""
+        assert self._choose_port is not None
+        self.starts = 0
+        self.port = self._choose_port()
 
     def _signal(self, sig: signal.Signals) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -103,13 +104,14 @@ class DataNode(LocalRedis):
         extra: tuple[str, ...],
         links: LinkUsers,
         default_user: bool = True,
+        choose_port: Callable[[], int] = free_port,
     ) -> None:
         self.name = name
         # Every node, the primary too, knows how to log in to a primary: a Sentinel may make it a replica.
         login = ("--masteruser", replica_user(name), "--masterauth", links.password)
         self.base_args = (*links.node_args(default_user=default_user), *login, *REPLICATION_ARGS, *extra)
         config = RedisConfig(persistence=persistence, extra_args=self.base_args)
-        super().__init__(folder, config, binary=binary.path)
+        super().__init__(folder, config, binary=binary.path, choose_port=choose_port)
 
     @property
     def url(self) -> str:
@@ -166,6 +168,11 @@ class SentinelProcess:
         self.timing = timing
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+
+    def choose_port(self, service: str, primary_port: int, links: LinkUsers) -> None:
+        """Another port, for when the one chosen was taken before this Sentinel could bind it."""
+        self.port = free_port()
+        self.write_config(service, primary_port, links)
 
     def write_config(self, service: str, primary_port: int, links: LinkUsers) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

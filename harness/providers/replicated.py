@@ -16,6 +16,7 @@ journal.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import redis
 
 from harness.errors import SetupError
 from harness.providers.binary import ServerBinary
+from harness.providers.local import start_choosing_again
 from harness.providers.nodes import (
     APP_USER,
     LOOPBACK,
@@ -96,7 +98,7 @@ class ReplicatedRedis:
                 node.start()
             for sentinel in self.sentinels:
                 sentinel.write_config(SERVICE, first.port, self.links)
-                sentinel.start()
+                start_choosing_again(sentinel.start, partial(sentinel.choose_port, SERVICE, first.port, self.links))
             wait_until("every replica's first sync", self._replicas_in_sync, START_TIMEOUT_S)
             wait_until("the Sentinels seeing every replica and each other", self._sentinels_ready, START_TIMEOUT_S)
         except BaseException:
