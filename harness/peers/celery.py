@@ -22,14 +22,12 @@ count is read from the harness journal (harness.hosted.tally): celery has no str
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ from harness.hosted.base import PLAN_ENV, PROCESS_ENV, QUEUE_NAME_ENV, HostedAda
 from harness.hosted.base import hosted_payload as make_payload
 from harness.hosted.handler import PlannedFailure, current
 from harness.hosted.tally import JournalTally
+from harness.peers.blocking import BlockingCalls
 from harness.plan import Plan
 
 TASK_NAME = "harness.run"
@@ -166,7 +165,7 @@ class CeleryAdapter:
         self._app: Celery | None = None
         self._redis: redis.Redis | None = None
         # celery's client is synchronous and not thread-safe: one thread publishes, in order.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="celery-client")
+        self._call = BlockingCalls("celery", (OperationalError, KombuError))
         self._tally = JournalTally()
         self._dead_cache: tuple[float, int] = (0.0, 0)
         self.promises = self._promises()
@@ -213,13 +212,7 @@ class CeleryAdapter:
             await self._call(self._app.close)
         if self._redis is not None:
             await self._call(self._redis.close)
-        self._executor.shutdown(wait=False)
-
-    async def _call(self, fn: Callable[[], Any]) -> Any:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-        except (OperationalError, KombuError, redis.RedisError, OSError) as exc:
-            raise AdapterUnavailable(f"celery: {type(exc).__name__}: {exc}") from exc
+        self._call.shutdown()
 
     async def enqueue(self, tasks: list[TaskSpec]) -> None:
         client = self._app

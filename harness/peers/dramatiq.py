@@ -34,12 +34,10 @@ dramatiq keeps no count of completed messages: the progress count is read from t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -55,6 +53,7 @@ from harness.agents.common import URL_ENV
 from harness.hosted.base import QUEUE_NAME_ENV, HostedAdapter, WorkerCommand, WorkerLaunch, hosted_payload
 from harness.hosted.handler import current
 from harness.hosted.tally import JournalTally
+from harness.peers.blocking import BlockingCalls
 
 ACTOR = "harness_run"
 NAMESPACE = "dramatiq"  # RedisBroker's default namespace: every key starts with it
@@ -137,7 +136,7 @@ class DramatiqAdapter:
         self._broker: RedisBroker | None = None
         self._actor: dramatiq.Actor[Any, Any] | None = None
         # dramatiq's client is synchronous: one thread talks to Redis, in order.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dramatiq-client")
+        self._call = BlockingCalls("dramatiq", (dramatiq.BrokerConnectionError,))
         self._tally = JournalTally()
 
     async def connect(self, url: str, queue_name: str, options: QueueOptions) -> None:
@@ -157,13 +156,7 @@ class DramatiqAdapter:
     async def close(self) -> None:
         if self._broker is not None:
             await self._call(self._broker.client.close)
-        self._executor.shutdown(wait=False)
-
-    async def _call(self, fn: Callable[[], Any]) -> Any:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-        except (redis.RedisError, OSError, dramatiq.BrokerConnectionError) as exc:
-            raise AdapterUnavailable(f"dramatiq: {type(exc).__name__}: {exc}") from exc
+        self._call.shutdown()
 
     def _backoff_ms(self) -> tuple[int, int]:
         """The Retries middleware's backoff range, from the scenario (its default is 15 s to 7 days: a

@@ -30,14 +30,12 @@ huey keeps no count of completed tasks and no record of running ones: the progre
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +53,7 @@ from harness.hosted.base import QUEUE_NAME_ENV, HostedAdapter, WorkerCommand, Wo
 from harness.hosted.handler import PlannedFailure, current
 from harness.hosted.inflight import JournalInFlight
 from harness.hosted.tally import JournalTally
+from harness.peers.blocking import BlockingCalls
 
 TASK = "harness_run"
 SETTINGS_ENV = "HARNESS_HUEY"
@@ -159,7 +158,7 @@ class HueyAdapter:
         self._huey: Huey | None = None
         self._task: Any = None
         # huey's client is synchronous: one thread talks to Redis, in order.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="huey-client")
+        self._call = BlockingCalls("huey")
         self._tally = JournalTally()
         self._in_flight = JournalInFlight()
         self._dead_cache: tuple[float, int] = (0.0, 0)
@@ -180,17 +179,11 @@ class HueyAdapter:
     async def close(self) -> None:
         if self._huey is not None:
             await self._call(self._storage().conn.close)
-        self._executor.shutdown(wait=False)
+        self._call.shutdown()
 
     def _storage(self) -> Any:
         assert self._huey is not None, "connect first"
         return self._huey.storage
-
-    async def _call(self, fn: Callable[[], Any]) -> Any:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-        except (redis.RedisError, OSError) as exc:
-            raise AdapterUnavailable(f"huey: {type(exc).__name__}: {exc}") from exc
 
     async def enqueue(self, tasks: list[TaskSpec]) -> None:
         huey, wrapper = self._huey, self._task

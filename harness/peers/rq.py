@@ -24,11 +24,9 @@ moved to the FailedJobRegistry (rq's dead letters) with AbandonedJobError.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
@@ -41,6 +39,7 @@ from harness.adapters.promises import Promises
 from harness.hosted.base import QUEUE_NAME_ENV, HostedAdapter, WorkerCommand, WorkerLaunch
 from harness.hosted.base import hosted_payload as make_payload
 from harness.hosted.handler import PlannedFailure, current, ready_if_worker
+from harness.peers.blocking import BlockingCalls
 
 FUNCTION = f"{__name__}.run"
 SOCKET_TIMEOUT_S = 5.0
@@ -91,7 +90,7 @@ class RqAdapter:
         self._redis: redis.Redis | None = None
         self._queues: list[Queue] = []
         # rq's client is synchronous: one thread talks to Redis, in order.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rq-client")
+        self._call = BlockingCalls("rq")
         self.promises = self._promises()
 
     def _promises(self) -> Promises:
@@ -138,13 +137,7 @@ class RqAdapter:
     async def close(self) -> None:
         if self._redis is not None:
             await self._call(self._redis.close)
-        self._executor.shutdown(wait=False)
-
-    async def _call(self, fn: Callable[[], Any]) -> Any:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-        except (redis.RedisError, OSError) as exc:
-            raise AdapterUnavailable(f"rq: {type(exc).__name__}: {exc}") from exc
+        self._call.shutdown()
 
     async def enqueue(self, tasks: list[TaskSpec]) -> None:
         r = self._redis
