@@ -107,6 +107,30 @@ async def _run(call: Callable[[], Any]) -> Any:
     return await asyncio.to_thread(call)
 
 
+async def _start_on_primary(
+    ctx: FaultContext,
+    event: FaultEvent,
+    process: str,
+    provider: ReplicatedRedis | ClusterRedis,
+    find: Callable[[], DataNode | None],
+    missing: str,
+    **facts: Any,
+) -> DataNode | None:
+    """Aim, find the primary the fault hurts and journal the fault's start: the topology before it, and up
+    to when every acknowledged write was on the primary's replicas (later ones a failover may lose)."""
+    await aim(ctx, event.aim)
+    before = await _run(provider.snapshot)
+    old: DataNode | None = await _run(find)
+    if old is None:
+        _journal_start(ctx, event, process, topology=before, **facts)
+        _could_not(ctx, process, missing)
+        return None
+    durable = await _run(lambda: sync_point(old, provider.replicas_of(old)))
+    _journal_start(ctx, event, process, persistence="replicated", durable_until_ns=durable, topology=before,
+                   victim=old.name, **facts)  # fmt: skip
+    return old
+
+
 @fault("failover")
 async def failover(ctx: FaultContext, event: FaultEvent, process: str) -> None:
     """SIGKILL the queue's primary; wait for the promotion; after duration_s restart it as a replica."""
@@ -121,16 +145,9 @@ async def failover(ctx: FaultContext, event: FaultEvent, process: str) -> None:
 
 
 async def _sentinel_failover(ctx: FaultContext, event: FaultEvent, process: str, provider: ReplicatedRedis) -> None:
-    await aim(ctx, event.aim)
-    before = await _run(provider.snapshot)
-    old = await _run(provider.primary)
+    old = await _start_on_primary(ctx, event, process, provider, provider.primary, "the Sentinels name no primary")
     if old is None:
-        _journal_start(ctx, event, process, topology=before)
-        _could_not(ctx, process, "the Sentinels name no primary")
         return
-    durable = await _run(lambda: sync_point(old, provider.replicas_of(old)))
-    _journal_start(ctx, event, process, persistence="replicated", durable_until_ns=durable, topology=before,
-                   victim=old.name)  # fmt: skip
     killed_at = time.monotonic()
     await _run(old.kill)
     try:
@@ -162,16 +179,10 @@ async def split_brain(ctx: FaultContext, event: FaultEvent, process: str) -> Non
         _journal_start(ctx, event, process)
         _could_not(ctx, process, "a split brain needs --redis replicated[:N]")
         return
-    await aim(ctx, event.aim)
-    before = await _run(provider.snapshot)
-    old = await _run(provider.primary)
+    missing = "the Sentinels name no primary"
+    old = await _start_on_primary(ctx, event, process, provider, provider.primary, missing, split_brain=True)
     if old is None:
-        _journal_start(ctx, event, process, topology=before)
-        _could_not(ctx, process, "the Sentinels name no primary")
         return
-    durable = await _run(lambda: sync_point(old, provider.replicas_of(old)))
-    _journal_start(ctx, event, process, persistence="replicated", durable_until_ns=durable, topology=before,
-                   victim=old.name, split_brain=True)  # fmt: skip
     cut_at = time.monotonic()
     await _run(lambda: provider.cut_off(old))
     promoted: str | None = None
@@ -224,17 +235,11 @@ async def promote_lagging(ctx: FaultContext, event: FaultEvent, process: str) ->
 
 async def _cluster_failover(ctx: FaultContext, event: FaultEvent, process: str, provider: ClusterRedis) -> None:
     """SIGKILL the primary serving the queue's slot; its replica takes over; the old one rejoins as a replica."""
-    await aim(ctx, event.aim)
     slot = slot_of(_queue_key(ctx))
-    before = await _run(provider.snapshot)
-    old = await _run(lambda: provider.owner(slot))
+    missing = f"no live primary serves slot {slot}"
+    old = await _start_on_primary(ctx, event, process, provider, lambda: provider.owner(slot), missing, slot=slot)
     if old is None:
-        _journal_start(ctx, event, process, topology=before, slot=slot)
-        _could_not(ctx, process, f"no live primary serves slot {slot}")
         return
-    durable = await _run(lambda: sync_point(old, provider.replicas_of(old)))
-    _journal_start(ctx, event, process, persistence="replicated", durable_until_ns=durable, topology=before,
-                   victim=old.name, slot=slot)  # fmt: skip
     killed_at = time.monotonic()
     await _run(old.kill)
     try:
