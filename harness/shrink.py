@@ -3,9 +3,9 @@
 Every run of a plan costs seconds, so the search cannot afford a generic shrinker's hundreds of
 tries. These candidates know what makes a reproduction short to read: fewer faults first (no
 fault at all, then each fault dropped in turn, then each striking once), then fewer tasks and
-consumers, then the workload's knobs set to their plainest (no handler failures, no retries,
-tasks that take no time, one priority, one task per read, unpaced load). A candidate that still
-fails replaces the plan, and the candidates start again from it; `shrink` stops when none is
+consumers, then the workload's knobs set to their plainest (no poison tasks, no handler failures,
+no retries, tasks that take no time, one priority, one task per read, unpaced load). A candidate
+that still fails replaces the plan, and the candidates start again from it; `shrink` stops when none is
 left or the budget of runs is spent.
 """
 
@@ -22,6 +22,7 @@ from harness.scenario import scenario_from_dict
 MIN_TASKS = 50
 # The workload and queue knobs, each with its plainest value, in the order they are tried.
 PLAIN: tuple[tuple[str, str, Any], ...] = (
+    ("workload", "poison_fraction", 0.0),
     ("workload", "failure_probability", 0.0),
     ("workload", "max_retries", 0),
     ("queue", "retry_base_delay_s", 0.0),

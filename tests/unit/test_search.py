@@ -35,6 +35,18 @@ def test_redis_faults_allow_the_loss_they_cause_and_nothing_else_does(data: dict
 
 @settings(max_examples=50)
 @given(scenarios())
+def test_after_redis_forgets_the_queue_tasks_keep_coming_and_every_task_is_held_a_while(
+    data: dict[str, object],
+) -> None:
+    faults, run, workload = data["faults"], data["run"], data["workload"]
+    assert isinstance(faults, list) and isinstance(run, dict) and isinstance(workload, dict)
+    if any(f["kind"] in REDIS_FAULT_KINDS for f in faults):
+        assert run["rate"] > 0  # paced: enqueues go on after the fault, where a queue that did not come back shows
+    assert workload["task_ms_mean"] >= 3.0  # a kill aimed at a holder finds it holding
+
+
+@settings(max_examples=50)
+@given(scenarios())
 def test_a_kill_of_the_reclaimer_follows_a_kill_of_a_holder(data: dict[str, object]) -> None:
     faults = data["faults"]
     assert isinstance(faults, list)
@@ -45,15 +57,17 @@ def test_a_kill_of_the_reclaimer_follows_a_kill_of_a_holder(data: dict[str, obje
             assert fault["after_completed"] == [before["after_completed"][0] + 1]
 
 
-def test_the_plan_space_holds_every_kind_of_fault_block() -> None:
+def test_the_plan_space_holds_every_kind_of_fault_block_and_poison_tasks() -> None:
     drawn = st.lists(scenarios(), min_size=1)
     kinds: set[str] = set()
     targets: set[str] = set()
+    poisoned: set[bool] = set()
 
     @settings(max_examples=100, database=None)
     @given(drawn)
     def collect(batch: list[dict[str, object]]) -> None:
         for data in batch:
+            poisoned.add(data["workload"]["poison_fraction"] > 0)  # type: ignore[index]
             for fault in data["faults"]:  # type: ignore[attr-defined]
                 kinds.add(fault["kind"])
                 targets.add(fault["target"])
@@ -61,3 +75,4 @@ def test_the_plan_space_holds_every_kind_of_fault_block() -> None:
     collect()
     assert {"kill", "pause", "term", "flushall", "redis-kill"} <= kinds
     assert RECLAIMER in targets
+    assert poisoned == {True, False}  # tasks that kill their worker, in some plans
