@@ -73,6 +73,19 @@ def reclaimer_kills(draw: st.DrawFn, tasks: int, consumers: int) -> list[dict[st
 
 
 @st.composite
+def failing_kills(draw: st.DrawFn, tasks: int, consumers: int) -> list[dict[str, Any]]:
+    """A kill of a consumer while it fails a task, once or twice: a retry made of more than one step
+    (settle, then re-add) loses or repeats the task when the worker dies between them. The plan then
+    has failing handlers with retries (scenarios() sees to it)."""
+    first = _barrier(draw, tasks)
+    return [{
+        "kind": "kill", "after_completed": [min(tasks - 1, first + n * max(1, tasks // 8))
+                                            for n in range(draw(st.integers(1, 2)))],
+        "target": f"consumer-{draw(st.integers(0, consumers - 1))}", "duration_s": 0.3, "aim": "failing",
+    }]  # fmt: skip
+
+
+@st.composite
 def redis_faults(draw: st.DrawFn, tasks: int) -> list[dict[str, Any]]:
     """Redis forgets the queue: FLUSHALL (with FUNCTION FLUSH), or a SIGKILL and a restart without
     persistence, once so many tasks completed."""
@@ -84,9 +97,13 @@ def redis_faults(draw: st.DrawFn, tasks: int) -> list[dict[str, Any]]:
 
 
 def fault_blocks(tasks: int, consumers: int) -> st.SearchStrategy[list[dict[str, Any]]]:
-    """What a plan's faults are made of: faults on consumers, a Redis fault, or a kill and a kill of
-    the consumer that took over (a pair: drawn apart, the second would almost never find its victim)."""
-    return st.one_of(worker_faults(tasks, consumers), redis_faults(tasks), reclaimer_kills(tasks, consumers))
+    """What a plan's faults are made of: faults on consumers, a Redis fault, a kill and a kill of the
+    consumer that took over (a pair: drawn apart, the second would almost never find its victim), or
+    kills of consumers failing tasks."""
+    return st.one_of(
+        worker_faults(tasks, consumers), redis_faults(tasks), reclaimer_kills(tasks, consumers),
+        failing_kills(tasks, consumers),
+    )  # fmt: skip
 
 
 @st.composite
@@ -100,14 +117,16 @@ def scenarios(draw: st.DrawFn, max_tasks: int = 600) -> dict[str, Any]:
     # Paced load keeps tasks coming after a fault; unpaced load is all enqueued in a fraction of a second.
     # After Redis forgot the queue, only tasks enqueued later show whether the queue came back.
     paced = draw(st.booleans()) or any(f["kind"] in REDIS_FAULT_KINDS for f in faults)
+    failing = any(f["aim"] == "failing" for f in faults)
     return {
         "name": "generated",
         "description": "drawn by harness.search",
         "run": {"tasks": tasks, "rate": round(tasks / LOAD_S, 1) if paced else 0.0, "producers": 1,
                 "consumers": consumers, "duration_s": 5.0, "drain_timeout_s": 8.0},
         "workload": {
-            "failure_probability": draw(st.sampled_from([0.0, 0.2, 0.5])),
-            "max_retries": draw(st.integers(0, 2)),
+            # A fault aimed at a failing consumer needs failures to aim at, and retries to split.
+            "failure_probability": draw(st.sampled_from([0.2, 0.5] if failing else [0.0, 0.2, 0.5])),
+            "max_retries": draw(st.integers(1 if failing else 0, 2)),
             # Tasks that take milliseconds: a kill aimed at a holder must find it holding (the nemesis reads
             # its journal every millisecond; a task of no time is held for microseconds).
             "task_ms_mean": draw(st.sampled_from([3.0, 10.0])),

@@ -35,7 +35,7 @@ def test_redis_faults_allow_the_loss_they_cause_and_nothing_else_does(data: dict
 
 @settings(max_examples=50)
 @given(scenarios())
-def test_after_redis_forgets_the_queue_tasks_keep_coming_and_every_task_is_held_a_while(
+def test_faults_find_what_they_aim_at(
     data: dict[str, object],
 ) -> None:
     faults, run, workload = data["faults"], data["run"], data["workload"]
@@ -43,6 +43,8 @@ def test_after_redis_forgets_the_queue_tasks_keep_coming_and_every_task_is_held_
     if any(f["kind"] in REDIS_FAULT_KINDS for f in faults):
         assert run["rate"] > 0  # paced: enqueues go on after the fault, where a queue that did not come back shows
     assert workload["task_ms_mean"] >= 3.0  # a kill aimed at a holder finds it holding
+    if any(f["aim"] == "failing" for f in faults):  # a kill aimed at a fail finds one, of a task to retry
+        assert workload["failure_probability"] > 0 and workload["max_retries"] >= 1
 
 
 @settings(max_examples=50)
