@@ -154,9 +154,14 @@ def plans(queue: str) -> st.SearchStrategy[Plan]:
 
 
 def plan_size(plan: Plan) -> str:
-    run_settings = plan.scenario.run
+    """The plan in a line: its size, its faults, and the workload's own hazards (poison tasks, failures)."""
+    run_settings, workload = plan.scenario.run, plan.scenario.workload
     faults = ", ".join(f"{f.kind} {f.target}@{f.after_completed}" for f in plan.faults) or "no faults"
-    return f"{run_settings.tasks} tasks, {run_settings.consumers} consumers, {faults}"
+    hazards = "".join([
+        f", poison {workload.poison_fraction:.1%}" if workload.poison_fraction else "",
+        f", failing {workload.failure_probability:.0%}" if workload.failure_probability else "",
+    ])  # fmt: skip
+    return f"{run_settings.tasks} tasks, {run_settings.consumers} consumers, {faults}{hazards}"
 
 
 @dataclass(frozen=True, slots=True)
