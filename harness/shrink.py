@@ -88,11 +88,13 @@ def _with(plan: Plan, data: dict[str, Any], **changes: Any) -> Plan:
             changed["faults"] = value
         else:
             changed[section][key] = value
-    # Barriers past the new number of tasks could never be reached: they stop at its end.
-    tasks = changed["run"]["tasks"]
+    # Fewer tasks: each barrier keeps its place in the work (a fault a quarter of the way in stays a quarter
+    # of the way in, with the load after it that may be what shows the bug), and none lies past the end.
+    tasks, before = changed["run"]["tasks"], data["run"]["tasks"]
     for fault in changed["faults"]:
         if tasks is not None:
-            fault["after_completed"] = [min(n, tasks - 1) for n in fault["after_completed"]]
+            scaled = (n * tasks // before if before and tasks < before else n for n in fault["after_completed"])
+            fault["after_completed"] = [min(n, tasks - 1) for n in scaled]
     scenario = scenario_from_dict(changed, "shrunk plan")
     return make_plan(scenario, seed=plan.seed, queue=plan.queue, redis=plan.redis, queue_name=plan.queue_name)
 

@@ -69,7 +69,10 @@ def test_a_plan_with_nothing_left_to_simplify_is_returned_as_it_is() -> None:
     assert shrink(plain, lambda plan: True, budget=None) is plain
 
 
-def test_barriers_past_the_new_task_count_stop_at_its_end() -> None:
+def test_with_fewer_tasks_each_barrier_keeps_its_place_in_the_work() -> None:
     candidates = [p for p in simpler(plan_of()) if p.scenario.run.tasks == MIN_TASKS]
     assert candidates
-    assert all(f.after_completed is not None and f.after_completed < MIN_TASKS for f in candidates[0].faults)
+    # 400 tasks to 50: the pause at 10 and the kill at 20 strike at 1 and 2, the flush at 300 at 37, with
+    # a quarter of the work still to come after it.
+    barriers = [f.after_completed for f in candidates[0].faults]
+    assert barriers[:2] == [1, 2] and barriers[-1] == 300 * MIN_TASKS // 400
