@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,24 +19,6 @@ from taskq.keys import QueueKeys
 from taskq.task import Task
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="module")
-def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicatedRedis]:
-    provider = make_provider("replicated", tmp_path_factory.mktemp("replicated"))
-    assert isinstance(provider, ReplicatedRedis)
-    provider.start()
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRedis]:
-    provider = make_provider("cluster", tmp_path_factory.mktemp("cluster"))
-    assert isinstance(provider, ClusterRedis)
-    provider.start()
-    yield provider
-    provider.stop()
 
 
 def fresh() -> str:

