@@ -7,13 +7,14 @@ import importlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from functools import wraps
 from typing import Any, TypeVar
 
 import click
 
-from taskq.errors import TaskqError
+from taskq.errors import RedisUnavailable, TaskqError
 from taskq.queue import TaskQueue
 from taskq.task import TaskPriority
 from taskq.worker import Handler, Worker, WorkerGroup, WorkerSettings
@@ -97,6 +98,10 @@ def main(verbose: bool) -> None:
     "--replicas-to-wait", default=0, show_default=True, type=click.IntRange(min=0),
     help="After each ack and fail, WAIT for this many replicas (see ReplicationTimeout).",
 )  # fmt: skip
+@click.option(
+    "--connect-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0),
+    help="Seconds to keep trying to reach Redis at start (a worker started while Redis restarts waits for it).",
+)  # fmt: skip
 @run_async
 async def worker(
     handlers: str,
@@ -112,6 +117,7 @@ async def worker(
     block_ms: int,
     lease_renew_interval: float | None,
     replicas_to_wait: int,
+    connect_timeout: float,
 ) -> None:
     """Run HANDLERS (MODULE:MAPPING of task type to function) until SIGTERM."""
     loaded = load_handlers(handlers)
@@ -128,7 +134,7 @@ async def worker(
     try:
         for name in dict.fromkeys(names):  # one client for all: the first queue's
             queues.append(TaskQueue(redis_url, name=name, client=queues[0].redis if queues else None, **options))
-            await queues[-1].connect()
+            await connect_within(queues[-1], connect_timeout)
         running: Worker | WorkerGroup = (
             Worker(queues[0], loaded, settings) if len(queues) == 1 else WorkerGroup(queues, loaded, settings)
         )
@@ -137,6 +143,23 @@ async def worker(
     finally:
         for queue in reversed(queues):
             await queue.disconnect()
+
+
+async def connect_within(queue: TaskQueue, timeout_s: float) -> None:
+    """Connect, trying again while Redis cannot be reached, for up to timeout_s; then the last error."""
+    deadline = time.monotonic() + timeout_s
+    announced = False
+    while True:
+        try:
+            await queue.connect()
+            return
+        except RedisUnavailable as exc:
+            if time.monotonic() >= deadline:
+                raise
+            if not announced:  # once: what is wrong may be the URL, and the user should not wait to see it
+                click.echo(f"taskq: {exc}; trying again for up to {timeout_s:g} s (--connect-timeout)", err=True)
+                announced = True
+            await asyncio.sleep(0.25)
 
 
 @main.command()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from harness.providers.local import LocalRedis, free_port
 from taskq import Outcome, TaskPriority, TaskQueue
-from tests.integration.workers import REPO
+from tests.integration.workers import REPO, start_worker, stop_worker, wait_for_file
 
 
 def taskq(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -182,3 +184,33 @@ def test_unreachable_redis_is_one_line_and_exit_2() -> None:
         assert line.startswith("taskq: cannot reach Redis at redis://:***@127.0.0.1:")
         assert "start redis-server or fix the URL" in line
         assert "cli-secret" not in result.stderr
+
+
+async def test_a_worker_started_before_its_redis_waits_for_it_and_serves(tmp_path: Path) -> None:
+    server = LocalRedis(tmp_path / "redis")  # its port chosen, nobody listening yet: Redis is restarting
+    worker = start_worker(server.url, "late", consumer="early", extra=("--connect-timeout", "30"))
+    try:
+        await wait_for_stderr(worker, "taskq: cannot reach Redis at", "trying again for up to 30 s")
+        with server:
+            async with TaskQueue(server.url, name="late") as queue:
+                task_id = await queue.add_task("sleep", {"marker": str(tmp_path)})
+                await wait_for_file(tmp_path / f"{task_id}.done", timeout_s=20)
+            err = stop_worker(worker)
+    finally:
+        if worker.poll() is None:
+            stop_worker(worker)
+    assert "trying again" not in err, err  # said once, not once per try
+    assert "'done': 1" in err
+
+
+async def wait_for_stderr(process: subprocess.Popen[bytes], *texts: str) -> None:
+    """The process's next line on stderr (it is still running) holds each of `texts`."""
+    assert process.stderr is not None
+    line = (await asyncio.to_thread(process.stderr.readline)).decode()
+    assert all(text in line for text in texts), line
+
+
+def test_a_worker_that_cannot_reach_redis_in_its_connect_timeout_exits_2_with_one_line() -> None:
+    url = f"redis://:cli-secret@127.0.0.1:{free_port()}/0"
+    line = error_line(taskq("worker", "tests.integration.handlers:HANDLERS", "--redis", url, "--connect-timeout", "0"))
+    assert line.startswith("taskq: cannot reach Redis at redis://:***@127.0.0.1:") and "cli-secret" not in line

@@ -18,12 +18,19 @@ T = TypeVar("T")
 
 
 def start_worker(
-    redis_url: str, queue: str, *, consumer: str, pending_timeout: float = 0.5, delivery_cap: int = 5
+    redis_url: str,
+    queue: str,
+    *,
+    consumer: str,
+    pending_timeout: float = 0.5,
+    delivery_cap: int = 5,
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "taskq", "worker", "tests.integration.handlers:HANDLERS",
         "--redis", redis_url, "--queue", queue, "--consumer", consumer, "--concurrency", "2",
         "--pending-timeout", str(pending_timeout), "--delivery-cap", str(delivery_cap), "--shutdown-timeout", "1",
+        *extra,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
