@@ -85,6 +85,9 @@ class FirstDelivery(NamedTuple):
     read_invoke_ns: int
     read_ok_ns: int
     is_first: bool  # attempt 0, handed out once: else the true first read was lost with its reader
+    # The process that read it: two reads by two processes can carry the same times to the nanosecond
+    # (seen in a soak), and only the reader tells them apart.
+    reader: str
 
 
 class Completion(NamedTuple):
@@ -513,7 +516,8 @@ def counted_failures(failures: Iterable[Failure]) -> int:
 
 def _first_delivery(enqueue: Enqueue, delivery: Delivery) -> FirstDelivery:
     return _new(FirstDelivery, (delivery.tid, enqueue.prio, enqueue.invoke_ns, enqueue.ok_ns, delivery.invoke_ns,
-                                delivery.ok_ns, delivery.attempt == 0 and delivery.deliveries == 1))  # fmt: skip
+                                delivery.ok_ns, delivery.attempt == 0 and delivery.deliveries == 1,
+                                delivery.process))  # fmt: skip
 
 
 def _ended_fault(open_faults: list[Op], completion: Op) -> Op | None:

@@ -42,7 +42,7 @@ def _check_order(index: HistoryIndex) -> CheckResult:
 
 def _by_priority(index: HistoryIndex, two_primaries: TwoPrimaries) -> dict[int, list[_Row]]:
     rows: dict[int, list[_Row]] = {}
-    for tid, prio, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, is_first in index.first_deliveries:
+    for tid, prio, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, is_first, _ in index.first_deliveries:
         if not is_first:
             continue  # its first delivery went to a reader that died: when it was taken is unknown
         if two_primaries and two_primaries.holds(enqueue_ok_ns):

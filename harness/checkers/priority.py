@@ -59,7 +59,7 @@ def _arrivals(index: HistoryIndex, slack_ns: int, two_primaries: TwoPrimaries) -
     primaries took writes (harness/checkers/topology.py).
     """
     arrivals = []
-    for tid, prio, _, ok_ns, read_invoke_ns, _, is_first in index.first_deliveries:
+    for tid, prio, _, ok_ns, read_invoke_ns, _, is_first, _ in index.first_deliveries:
         due_ns = ok_ns + slack_ns
         if read_invoke_ns > due_ns and is_first and not (two_primaries and two_primaries.holds(ok_ns)):
             arrivals.append((due_ns, prio, (ok_ns, read_invoke_ns, tid)))

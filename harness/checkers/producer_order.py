@@ -54,6 +54,7 @@ class _Row(NamedTuple):
     read_ok_ns: int
     tid: str
     seq: int  # its place in the index's first deliveries: within one read, the order the read listed it
+    reader: str  # with the read's times, which read it was
 
 
 @dataclass(slots=True)
@@ -99,22 +100,22 @@ def _sequences(index: HistoryIndex) -> _Sequences:
     found = _Sequences()
     rows, suspect = found.rows, found.suspect
     # The index appends the late-matched after all the others, so a group's previous row is in place too.
-    for seq, (tid, prio, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, is_first) in enumerate(
+    for seq, (tid, prio, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, is_first, reader) in enumerate(
         index.first_deliveries
     ):
         parsed = parse_tid(tid) if is_first else None
         if parsed is None:
             continue
         key, n = (parsed[0], prio), parsed[1]
-        row = _new(_Row, (n, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, tid, seq))
+        row = _new(_Row, (n, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, tid, seq, reader))
         group = rows.get(key)
         if group is None:
             rows[key] = [row]
             continue
         previous = group[-1]
         group.append(row)
-        # Same read (its end and start), a lower n listed later, both in their place: look closer.
-        same_read = read_ok_ns == previous[4] and read_invoke_ns == previous[3]
+        # Same read (its end, start and reader), a lower n listed later, both in their place: look closer.
+        same_read = read_ok_ns == previous[4] and read_invoke_ns == previous[3] and reader == previous[7]
         if n < previous[0] and same_read and enqueue_ok_ns <= read_ok_ns and previous[2] <= previous[4]:
             suspect.add(key)
     return found
@@ -122,16 +123,20 @@ def _sequences(index: HistoryIndex) -> _Sequences:
 
 def _check_within_reads(producer: str, prio: int, rows: list[_Row], tally: _Tally, examples: Examples) -> None:
     """One read listing a later task ahead of an earlier one that was certainly stored first."""
-    in_place = sorted((r for r in rows if r.enqueue_ok_ns <= r.read_ok_ns), key=itemgetter(4, 3, 6))
+    in_place = sorted((r for r in rows if r.enqueue_ok_ns <= r.read_ok_ns), key=itemgetter(4, 3, 7, 6))
     start = 0
     for end in range(1, len(in_place) + 1):
-        if end < len(in_place) and in_place[end][3:5] == in_place[start][3:5]:
+        if end < len(in_place) and _read_of(in_place[end]) == _read_of(in_place[start]):
             continue
         for first, then in _inversions(in_place[start:end]):
             tally.violations += 1
             examples.add("out_of_order_in_one_read", producer=producer, prio=prio, handed_first=first.tid,
                          then=then.tid, read_ok_ns=first.read_ok_ns)  # fmt: skip
         start = end
+
+
+def _read_of(row: _Row) -> tuple[int, int, str]:
+    return row.read_invoke_ns, row.read_ok_ns, row.reader
 
 
 def _inversions(run: list[_Row]) -> Iterable[tuple[_Row, _Row]]:
@@ -156,7 +161,7 @@ def _check_calls(producer: str, prio: int, rows: list[_Row], tally: _Tally, exam
     call_invoke = call_ok = call_start = -1
     pairs = in_call = 0
     # One iteration per task: plain locals and tuple unpacking (a NamedTuple attribute is a call).
-    for n, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, tid, _ in rows:
+    for n, enqueue_invoke_ns, enqueue_ok_ns, read_invoke_ns, read_ok_ns, tid, _, _ in rows:
         if enqueue_ok_ns != call_ok or enqueue_invoke_ns != call_invoke:
             call_invoke, call_ok, call_start, in_call = enqueue_invoke_ns, enqueue_ok_ns, -1, 0
         pairs += in_call

@@ -4,10 +4,11 @@ one; its losses placed as prefix, middle or postfix."""
 from __future__ import annotations
 
 from harness.adapters.promises import Promises
-from harness.checkers.base import Expectations
+from harness.checkers.base import CheckContext, Expectations
+from harness.checkers.index import HistoryIndex
 from harness.checkers.order import check_order
 from harness.checkers.producer_order import check_producer_order, parse_tid
-from tests.unit.checkers.builder import HistoryBuilder, judge, run_task
+from tests.unit.checkers.builder import MS, HistoryBuilder, judge, run_task
 
 
 def test_producer_task_ids_are_parsed() -> None:
@@ -131,3 +132,19 @@ def test_losses_are_placed_in_each_producers_sequence() -> None:
     assert result.valid is True  # losses are the delivery checker's to judge
     middle = next(a for a in result.anomalies if a["kind"] == "lost_middle")
     assert middle["tids"] == ["p0-4"]
+
+
+def test_two_workers_starting_in_the_same_nanosecond_are_two_reads() -> None:
+    # Seen in a soak (latency_spikes on taskq-worker): two worker processes journaled their starts with the
+    # same CLOCK_MONOTONIC stamp, and the pair was judged as one read that listed p0-1 before p0-0.
+    h = HistoryBuilder()
+    h.enqueue("p0.0", ["p0-0", "p0-1"])
+    h.advance(s=1)
+    h.start("c1.1.0", "p0-1")
+    h.start("c0.1.0", "p0-0")
+    h.ops[-1]["time_ns"] = h.ops[-2]["time_ns"] = h.ops[-3]["time_ns"]
+    index = HistoryIndex.build(h.history(), read_window_ns=250 * MS)
+    assert check_producer_order(index, CheckContext()).valid is True
+    h.ops[-2]["process"] = h.ops[-1]["process"] = "c1.1.0"  # the same worker: one read, out of order
+    index = HistoryIndex.build(h.history(), read_window_ns=250 * MS)
+    assert check_producer_order(index, CheckContext()).valid is False
