@@ -238,7 +238,10 @@ class HistoryIndex:
 class _Builder:
     """Fills a HistoryIndex from a merged history in one pass."""
 
-    __slots__ = ("_handlers", "_index", "_open_faults", "_pauses", "_read_window_ns", "_stops", "_unmatched")
+    __slots__ = (
+        "_handlers", "_index", "_last_heard", "_open_faults", "_pauses", "_read_window_ns", "_silences", "_stops",
+        "_unmatched",
+    )  # fmt: skip
 
     def __init__(self, index: HistoryIndex, read_window_ns: int = 0) -> None:
         self._index = index
@@ -258,6 +261,10 @@ class _Builder:
         self._stops: list[list[Any]] = []
         # First deliveries and completions whose enqueue was not (yet) indexed: settled at the end.
         self._unmatched: list[Delivery | str] = []
+        # Hosted runs: each worker process's latest journal entry (its lanes are PROCESS.PID.N), and its
+        # latest silence longer than the read window, [last heard before it, first heard after it].
+        self._last_heard: dict[str, int] = {}
+        self._silences: dict[str, tuple[int, int]] = {}
 
     def run(self, history: list[Op]) -> None:
         index = self._index
@@ -352,6 +359,7 @@ class _Builder:
             return
         process, invoke_ns, ok_ns = invoke["process"], invoke["time_ns"], completion["time_ns"]
         if self._read_window_ns and invoke_ns == ok_ns:  # a hosted handler's start: the read came before it
+            self._heard(process, ok_ns)
             invoke_ns = self._read_start(process, ok_ns)
         deliveries, aliases, enqueues = index.deliveries, index.aliases, index.enqueues
         batch: list[Delivery] = []
@@ -395,6 +403,8 @@ class _Builder:
         done_ns = None if completion is None else completion["time_ns"]
         refused: set[str] = set(completion["value"].get("refused") or ()) if kind == OK and completion else set()
         process, invoke_ns, aliases = invoke["process"], invoke["time_ns"], index.aliases
+        if self._read_window_ns:
+            self._heard(process, invoke_ns)
         completions = index.completions
         shared = _new(Completion, (process, invoke_ns, done_ns, kind))  # one record for the whole batch
         for delivered in invoke["value"]["tasks"]:
@@ -417,6 +427,8 @@ class _Builder:
         if kind == OK and completion is not None:
             outcomes = list(completion["value"].get("outcomes") or outcomes)
         process, invoke_ns = invoke["process"], invoke["time_ns"]
+        if self._read_window_ns:
+            self._heard(process, invoke_ns)
         for (delivered, attempt, error), outcome in zip(tasks, outcomes):
             tid = index.aliases.get(delivered, delivered)
             index.failures.setdefault(tid, []).append(Failure(process, invoke_ns, done_ns, attempt, error, outcome))
@@ -430,11 +442,26 @@ class _Builder:
             return first._replace(is_first=False)  # maybe handed back by a stopping worker
         return first
 
+    def _heard(self, lane: str, time_ns: int) -> None:
+        """A hosted worker process journaled something: it was running then (and, after a silence longer
+        than the read window, it may have been stopped by the machine until then)."""
+        worker = lane.rsplit(".", 1)[0]
+        before = self._last_heard.get(worker)
+        if before is not None and time_ns - before > self._read_window_ns:
+            self._silences[worker] = (before, time_ns)
+        self._last_heard[worker] = time_ns
+
     def _read_start(self, process: str, ok_ns: int) -> int:
         """When the library may have read a task whose handler started at ok_ns: up to the read window
-        before; and for a worker paused, or held by a Redis or network fault, just before the start,
-        before that fault (a prefetched or popped task waits it out)."""
-        invoke_ns = ok_ns - self._read_window_ns
+        before; for the starts just after the worker process was silent longer than that, up to the read
+        window before its silence (a process the machine did not run for a while, 424 ms seen in a soak,
+        read them before it went quiet); and for a worker paused, or held by a Redis or network fault,
+        just before the start, before that fault (a prefetched or popped task waits it out)."""
+        window_ns = self._read_window_ns
+        invoke_ns = ok_ns - window_ns
+        silence = self._silences.get(process.rsplit(".", 1)[0])
+        if silence is not None and ok_ns - silence[1] <= window_ns:
+            invoke_ns = min(invoke_ns, silence[0] - window_ns)
         for target, start_ns, end_ns, op in self._pauses:
             held_until_ns = end_ns
             if end_ns is not None and op["value"].get("kind") in NETWORK_CUTS:
