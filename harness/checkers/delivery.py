@@ -49,8 +49,10 @@ from harness.history import INFO, OK
 # and when the history does not say the persistence setting (histories of older harness versions).
 EVERYSEC_LEAD_NS = 2 * NS_PER_S
 REDIS_WINDOW_LEAD_NS = NS_PER_S
-# Redis faults that stall every client without losing state.
-REDIS_STALLS = frozenset({"redis-pause", "client-pause", "debug-sleep", "client-kill"})
+# Redis faults that stall every client without losing state. A slot migration is one for the queue's
+# commands: while its keys are split between two nodes they are answered TRYAGAIN, an ack waits it out,
+# and a lease may lapse meanwhile (seen in a soak: cluster_resharding on taskq-worker).
+REDIS_STALLS = frozenset({"redis-pause", "client-pause", "debug-sleep", "client-kill", "slot-migration"})
 # Persistence settings under which a crash keeps nothing (a flush keeps nothing either).
 _KEEPS_NOTHING = frozenset({"none", "flushed"})
 # Topology faults that may lose acknowledged writes (harness/nemesis/topology.py); a slot migration

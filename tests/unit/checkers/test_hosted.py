@@ -58,6 +58,15 @@ def test_a_worker_that_died_on_its_own_explains_the_repeat() -> None:
     assert hosted(h)["delivery"].anomalies[0]["reasons"] == ["holder's worker died (exit 3)"]
 
 
+def test_a_slot_migration_after_the_finish_explains_the_repeat() -> None:
+    # The ack, a multi-key call, is answered TRYAGAIN while the queue's keys are split between two nodes.
+    h = HistoryBuilder()
+    twice(h, between=lambda: h.fault("slot-migration", "redis"))
+    delivery = hosted(h)["delivery"]
+    assert (delivery.valid, delivery.figures["duplicated_explained"]) == (True, 1)
+    assert delivery.anomalies[0]["reasons"] == ["redis fault (slot-migration)"]
+
+
 def test_a_pause_of_another_worker_explains_nothing() -> None:
     h = HistoryBuilder()
     twice(h, between=lambda: (h.pause("consumer-2"), h.resume()))
